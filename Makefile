@@ -1,0 +1,52 @@
+# MIAD reproducibility bundle. `make reproduce` runs the pipeline, `make test` the tests;
+# both build the virtual environment first when it is missing or the lock files changed.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(abspath $(VENV))/bin
+PROFILE ?=
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup reproduce test test-fast lint bench docker-build docker-reproduce clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: $(VENV)/.installed  ## build the virtual environment from the lock files
+
+$(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "bpy 4.2 needs Python 3.11; set PYTHON=..."'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=23"
+	$(BIN)/pip install --quiet -r requirements.lock -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+reproduce: setup  ## restore assets, run `dvc repro`, print Tables 3 and 4 (PROFILE=paper to switch)
+	$(if $(PROFILE),$(BIN)/miad profile $(PROFILE))
+	$(BIN)/miad assets restore
+	$(BIN)/dvc repro
+	@cat results/tables/table3.md results/tables/table4.md
+	@echo "figure: results/figures/figure2_samples.png"
+
+test: setup lint  ## lint, then every test (slow ones included)
+	$(BIN)/python -m pytest
+
+test-fast: setup  ## the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup  ## ruff on the code, hadolint on the Dockerfiles
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/hadolint docker/Dockerfile docker/Dockerfile.cpu
+
+bench: setup  ## benchmarks -> results/bench/*.json
+	$(BIN)/python benchmarks/bench_metrics.py --out results/bench/metrics.json
+	$(BIN)/python benchmarks/bench_pipeline.py --out results/bench/pipeline.json
+
+docker-build:  ## build the pinned CUDA image (needs a Docker engine)
+	docker build -f docker/Dockerfile -t miad:cuda .
+
+docker-reproduce:  ## run the pipeline inside the CUDA image on this checkout (needs Docker + NVIDIA runtime)
+	docker run --rm --gpus all -v "$(CURDIR)":/work -w /work miad:cuda sh -c "miad assets restore && dvc repro"
+
+clean:  ## remove pipeline outputs (keeps the venv and the DVC cache)
+	rm -rf renders models results

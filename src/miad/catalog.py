@@ -1,0 +1,89 @@
+"""What MIAD is made of, as data: scenarios (paper Table 2), dataset variants and method names.
+
+Imports nothing heavy, so config validation, the renderer and the report all read the same facts.
+A scenario listed here is known to the report (its paper row exists); `RENDERABLE` says which ones
+the renderer can build today.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FACTOR_NAMES = ("uv", "ub", "us")  # uncontrolled viewpoint, background, surface (paper 3.1)
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    """One row of the paper's Table 2, plus our defect type names."""
+
+    key: str
+    title: str
+    anomaly: str  # "surface" or "logical"
+    factors: tuple[str, ...]  # uncontrolled factors of the main set
+    light: str  # "day" or "night"
+    defect_types: tuple[str, ...]
+    paper_defect_pixel_ratio: float  # fraction of all pixels, Table 2
+
+
+SCENARIOS: dict[str, ScenarioInfo] = {
+    s.key: s
+    for s in (
+        ScenarioInfo("electrical_insulator", "Electrical Insulator", "surface", ("uv", "ub", "us"), "night",
+                     ("broken_shed",), 0.0004),
+        ScenarioInfo("metal_welding", "Metal Welding", "surface", ("uv", "us"), "day",
+                     ("porosity", "crack"), 0.0010),
+        ScenarioInfo("photovoltaic_module", "Photovoltaic Module", "surface", ("uv",), "day",
+                     ("cell_crack", "snail_trail", "hot_spot"), 0.0011),
+        ScenarioInfo("wind_turbine", "Wind Turbine", "surface", ("uv", "ub", "us"), "day",
+                     ("erosion",), 0.0005),
+        ScenarioInfo("catenary_dropper", "Catenary Dropper", "logical", ("uv", "ub"), "day",
+                     ("missing_dropper", "broken_dropper", "loose_clamp"), 0.0037),
+        ScenarioInfo("nut_and_bolt", "Nut and Bolt", "logical", ("uv", "ub"), "night",
+                     ("missing_nut", "loose_nut", "missing_washer"), 0.0036),
+        ScenarioInfo("witness_mark", "Witness Mark", "logical", ("uv", "ub", "us"), "day",
+                     ("misaligned_mark",), 0.0070),
+    )
+}
+SCENARIO_NAMES = tuple(SCENARIOS)
+
+# Scenarios whose scene the renderer can build now (the others arrive with the scenario issue).
+RENDERABLE = ("electrical_insulator",)
+
+# Factors the renderer implements now; a variant's factors are intersected with these and the
+# index of every image records the factors actually applied.
+IMPLEMENTED_FACTORS = ("uv",)
+
+# Dataset variants: `main` is each scenario with its Table 2 factors; the ablation variants of
+# Tables 5 and 6 switch factors on one at a time from a controlled baseline.
+VARIANT_FACTORS: dict[str, tuple[str, ...] | None] = {
+    "main": None,  # None = the scenario's own Table 2 factors
+    "baseline": (),
+    "uv": ("uv",),
+    "ub": ("ub",),
+    "us": ("us",),
+}
+VARIANT_NAMES = tuple(VARIANT_FACTORS)
+ABLATION_SCENARIOS = ("electrical_insulator", "witness_mark")  # the only scenarios with ablation variants
+
+METHOD_NAMES = ("rd", "patchcore", "fastflow", "draem", "ae", "uniad")  # the paper's column order
+# Methods with an implementation in miad.methods (a test checks this against the registry).
+TRAINABLE = ("patchcore",)
+METHOD_TITLES = {
+    "rd": "RD",
+    "patchcore": "PatchCore",
+    "fastflow": "FastFlow",
+    "draem": "DRAEM",
+    "ae": "AE",
+    "uniad": "UniAD",
+}
+
+
+def factors_for(variant: str, scenario: str) -> tuple[str, ...]:
+    """The uncontrolled factors requested for `scenario` in `variant` (before implementation limits)."""
+    chosen = VARIANT_FACTORS[variant]
+    return SCENARIOS[scenario].factors if chosen is None else chosen
+
+
+def applied_factors(variant: str, scenario: str) -> tuple[str, ...]:
+    """The factors the renderer will actually apply: requested ones it implements."""
+    return tuple(f for f in factors_for(variant, scenario) if f in IMPLEMENTED_FACTORS)

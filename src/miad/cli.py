@@ -1,0 +1,264 @@
+"""`miad <command>`: every stage of the MIAD bundle from the command line (dvc.yaml calls these)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from miad.atomic import write_json_atomic
+from miad.catalog import RENDERABLE, VARIANT_NAMES
+from miad.config import PROFILES, ConfigError, Params, load_params
+
+DESCRIPTION = """\
+MIAD reproducibility bundle: render a MIAD-like dataset with BlenderProc, train the benchmarked
+anomaly-detection methods, and rebuild the paper's tables. `dvc repro` (or `make reproduce`) runs
+the whole pipeline; these commands are its stages, usable one by one.
+"""
+
+EPILOG = """\
+examples:
+  miad render --scenario electrical_insulator      render (or resume) one scenario's shards
+  miad verify                                      check every shard's sha256 under renders/
+  miad export --layout mvtec /tmp/miad_mvtec       write the MVTec AD folder layout
+  miad profile paper                               switch params.yaml to the paper profile
+"""
+
+
+class UserError(Exception):
+    """An error caused by input (params, paths, data); printed without a traceback."""
+
+
+def _params(args: argparse.Namespace) -> Params:
+    return load_params(args.params, profile=args.profile)
+
+
+# --- commands -----------------------------------------------------------------------------------------------
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from miad.render.shard import render_dataset
+
+    params = _params(args)
+    report = render_dataset(params, args.variant, args.scenario, Path(args.renders), progress=not args.no_progress)
+    share = report.cycles_seconds / report.wall_seconds if report.wall_seconds else 0.0
+    print(f"{args.variant}/{args.scenario}: {report.rendered_images} images rendered in "
+          f"{report.rendered_shards} shards, {report.skipped_shards} shards already done; "
+          f"{report.wall_seconds:.1f}s wall, {100 * share:.0f}% inside Cycles", file=sys.stderr)
+    if args.stats_json:
+        write_json_atomic(Path(args.stats_json), report.as_dict())
+    return 0
+
+
+def _split_dirs(renders: Path) -> list[Path]:
+    return sorted(p.parent for p in renders.glob("*/*/*/manifest.json"))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from miad.data.manifest import verify_split
+
+    targets = [Path(p) for p in args.paths] or _split_dirs(Path(args.renders))
+    if not targets:
+        raise UserError(f"no rendered splits found under {args.renders} (no */*/*/manifest.json)")
+    problems = []
+    for directory in targets:
+        found = verify_split(directory)
+        problems.extend(found)
+        print(f"{'ok  ' if not found else 'FAIL'} {directory}", file=sys.stderr)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{len(problems)} problem(s): re-render with `dvc repro` (broken shards are rendered again)",
+              file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from miad.data.export import export_mvtec
+
+    params = _params(args)
+    scenarios = args.scenario or list(params.scenarios)
+    count = export_mvtec(Path(args.renders), args.variant, scenarios, Path(args.directory), force=args.force)
+    print(f"wrote {count} images in the MVTec AD layout to {args.directory}", file=sys.stderr)
+    return 0
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    from miad import assets
+
+    root, dvc_file = Path(args.data), Path(args.dvc_file)
+    if args.action == "build":
+        names = assets.build(root)
+        print(f"built {len(names)} asset files in {root}", file=sys.stderr)
+    elif args.action == "check":
+        assets.check(root, dvc_file)
+        print(f"{root} matches {dvc_file}", file=sys.stderr)
+    elif args.action == "pin":
+        assets.build(root)
+        subprocess.run(["dvc", "add", "-q", str(root)], check=True)
+        text = dvc_file.read_text(encoding="utf-8").split("\nmeta:")[0].rstrip("\n")
+        listing = "\n".join(f"    {name}: {md5}" for name, md5 in assets.listing(root).items())
+        dvc_file.write_text(f"{text}\nmeta:\n  files:\n{listing}\n", encoding="utf-8")
+        print(f"pinned {root} in {dvc_file}", file=sys.stderr)
+    else:  # restore
+        restore_assets(root, dvc_file)
+    return 0
+
+
+def restore_assets(root: Path, dvc_file: Path) -> None:
+    """Make `root` match data.dvc: keep it if it does, else `dvc pull` from a remote, else rebuild here."""
+    from miad import assets
+
+    pinned = assets.pinned_files(dvc_file)
+    if root.is_dir() and not assets.compare(root, pinned):
+        print(f"{root} is up to date with {dvc_file}", file=sys.stderr)
+        return
+    remotes = subprocess.run(["dvc", "remote", "list"], capture_output=True, text=True, check=False).stdout.strip()
+    if remotes:
+        pulled = subprocess.run(["dvc", "pull", "-q", str(dvc_file)], check=False).returncode == 0
+        if pulled and not assets.compare(root, pinned):
+            print(f"restored {root} from the DVC remote", file=sys.stderr)
+            return
+        print("dvc pull did not restore the assets; building them here instead", file=sys.stderr)
+    assets.build(root)
+    assets.check(root, dvc_file)
+    subprocess.run(["dvc", "commit", "-q", "-f", str(dvc_file)], check=True)  # into the local DVC cache
+    print(f"built {root} from its sources; it matches {dvc_file}", file=sys.stderr)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from miad.stages.train import train
+
+    train(_params(args), args.method, args.variant, args.scenario, Path(args.renders), Path(args.out))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from miad.stages.evaluate import evaluate
+
+    result = evaluate(_params(args), args.method, args.variant, args.scenario, Path(args.renders),
+                      Path(args.model), Path(args.out))
+    print(json.dumps(result["metrics"], indent=1), file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from miad.reporting.report import build_report
+
+    build_report(_params(args), Path(args.runs), Path(args.renders), Path(args.out))
+    print(f"tables in {Path(args.out) / 'tables'}, figures in {Path(args.out) / 'figures'}", file=sys.stderr)
+    return 0
+
+
+PROFILE_LINE = re.compile(r"^profile:\s*(\S+)(.*)$", re.MULTILINE)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    path = Path(args.params)
+    text = path.read_text(encoding="utf-8")
+    match = PROFILE_LINE.search(text)
+    if match is None:
+        raise UserError(f"{path}: no top-level `profile:` line")
+    if args.name is None:
+        print(match.group(1))
+        return 0
+    updated = PROFILE_LINE.sub(lambda m: f"profile: {args.name}{m.group(2)}", text, count=1)
+    load_params(path, profile=args.name)  # validate before writing
+    path.write_text(updated, encoding="utf-8")
+    print(f"{path}: profile is now {args.name}; `dvc repro` reruns the stages whose params changed", file=sys.stderr)
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from miad.config import to_dict
+
+    params = _params(args)
+    print(json.dumps({"profile": params.profile, "seed": params.seed, "scenarios": params.scenarios,
+                      "methods": params.methods, params.profile: to_dict(params.active)}, indent=2))
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    parser.add_argument("--profile", choices=PROFILES, help="override the params file's `profile`")
+
+
+def _dataset_args(parser: argparse.ArgumentParser, *, scenario_required: bool = True) -> None:
+    parser.add_argument("--scenario", required=scenario_required, choices=RENDERABLE, help="scenario key")
+    parser.add_argument("--variant", default="main", choices=VARIANT_NAMES, help="dataset variant (default: main)")
+    parser.add_argument("--renders", default="renders", help="root of rendered shards (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="miad", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+        "render": (cmd_render, "render one scenario's train/test shards (resumes; finished shards are skipped)"),
+        "verify": (cmd_verify, "check every shard and image against its sha256; name what is corrupt or missing"),
+        "export": (cmd_export, "write rendered data in another folder layout (MVTec AD)"),
+        "assets": (cmd_assets, "build, check or restore data/ (backgrounds, textures) against data.dvc"),
+        "train": (cmd_train, "train one method on one scenario's train split; save safetensors + config"),
+        "evaluate": (cmd_evaluate, "score a test split: image AUROC, Recall@1%%FPR, AUPRO@0.3, pixel AUROC"),
+        "report": (cmd_report, "write Tables 3-4 (ours beside the paper's), metrics.json and Figure 2"),
+        "profile": (cmd_profile, "show or switch the active profile (smoke | paper) in params.yaml"),
+        "params": (cmd_params, "validate params.yaml and print the active profile's resolved values"),
+    }
+    parsers = {}
+    for name, (handler, summary) in commands.items():
+        parsers[name] = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        parsers[name].set_defaults(handler=handler)
+        if name not in ("profile",):
+            _common(parsers[name])
+    _dataset_args(parsers["render"])
+    parsers["render"].add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parsers["render"].add_argument("--stats-json", help="also write timings (wall, inside Cycles) to this JSON file")
+    parsers["verify"].add_argument("paths", nargs="*", help="split folders to check (default: all under --renders)")
+    parsers["verify"].add_argument("--renders", default="renders", help="root of rendered shards")
+    parsers["export"].add_argument("directory", help="output folder (must not exist unless --force)")
+    parsers["export"].add_argument("--layout", required=True, choices=["mvtec"], help="folder layout to write")
+    parsers["export"].add_argument("--scenario", action="append", choices=RENDERABLE,
+                                   help="scenario to export (repeatable; default: all in params)")
+    parsers["export"].add_argument("--variant", default="main", choices=VARIANT_NAMES)
+    parsers["export"].add_argument("--renders", default="renders")
+    parsers["export"].add_argument("--force", action="store_true", help="replace an existing output folder")
+    parsers["assets"].add_argument("action", choices=["restore", "build", "check", "pin"],
+                                   help="restore: match data.dvc (pull or build); build: regenerate; "
+                                        "check: compare with data.dvc; pin: rebuild and rewrite data.dvc")
+    parsers["assets"].add_argument("--data", default="data", help="asset folder (default: %(default)s)")
+    parsers["assets"].add_argument("--dvc-file", default="data.dvc", help="DVC file pinning it")
+    for name in ("train", "evaluate"):
+        parsers[name].add_argument("--method", required=True, help="method name, e.g. patchcore")
+        _dataset_args(parsers[name])
+    parsers["train"].add_argument("--out", required=True, help="checkpoint folder to (re)write")
+    parsers["evaluate"].add_argument("--model", required=True, help="checkpoint folder written by `miad train`")
+    parsers["evaluate"].add_argument("--out", required=True, help="result JSON to write")
+    parsers["report"].add_argument("--runs", default="results/runs", help="evaluation results (default: %(default)s)")
+    parsers["report"].add_argument("--renders", default="renders")
+    parsers["report"].add_argument("--out", default="results", help="output root (default: %(default)s)")
+    parsers["profile"].add_argument("name", nargs="?", choices=PROFILES, help="profile to switch to")
+    parsers["profile"].add_argument("--params", default="params.yaml")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from miad.assets import AssetMismatchError
+    from miad.data.shards import ShardError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (UserError, ConfigError, ShardError, AssetMismatchError, FileNotFoundError, FileExistsError) as exc:
+        print(f"miad {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Rendered data on disk: shards, per-split manifests, a Dataset over shards, exports."""

@@ -1,0 +1,1 @@
+"""Rendering: BlenderProc on pip bpy, in-process. Imports no torch."""

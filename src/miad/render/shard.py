@@ -1,0 +1,170 @@
+"""Plan a rendered dataset as shards and render each shard atomically; reruns skip finished shards.
+
+Every image's seed derives from params (root seed, variant, scenario, split, image index), so a
+shard is one deterministic task: the same params render the same bytes, whichever worker runs it
+and however often it is interrupted. A shard counts as finished only when its archive exists under
+its final name, its spec hash matches the current plan and every member matches its sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from miad.catalog import SCENARIOS, applied_factors
+from miad.config import SPLITS, Params, RenderConfig, to_dict
+from miad.data.layout import shard_name, split_dir
+from miad.data.manifest import build_manifest, write_manifest
+from miad.data.shards import IndexEntry, check_shard, encode_png, sha256_bytes, write_shard
+from miad.render.plan import GOOD, RenderedSample, SamplePlan
+from miad.seeding import derive_seed
+
+# Bump when a change to the renderer changes pixels for the same params: every shard re-renders.
+RENDERER_VERSION = 1
+# Render settings that change no pixel (checked by the determinism tests) stay out of the spec.
+SPEC_EXCLUDED_RENDER_KEYS = ("threads", "shard_size")
+
+
+class Renderer(Protocol):
+    def render(self, plan: SamplePlan) -> RenderedSample: ...
+
+
+RendererFactory = Callable[[str, tuple[str, ...], RenderConfig, Path], Renderer]
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard to render: where it goes, which images, and the hash of everything that shapes them."""
+
+    split: str
+    shard_index: int
+    plans: tuple[SamplePlan, ...]
+    spec: dict[str, Any] = field(hash=False)
+    spec_hash: str
+
+    @property
+    def file_name(self) -> str:
+        return shard_name(self.shard_index)
+
+
+def split_size(cfg: RenderConfig, split: str) -> int:
+    return cfg.n_train if split == "train" else cfg.n_test_good + cfg.n_test_defective
+
+
+def plan_split(params: Params, variant: str, scenario: str, split: str) -> list[SamplePlan]:
+    """The images of one split in order: train is all good; test mixes good and each defect type."""
+    cfg = params.active.render
+    if split == "train":
+        kinds = [GOOD] * cfg.n_train
+    else:
+        defects = SCENARIOS[scenario].defect_types
+        kinds = [GOOD] * cfg.n_test_good + [defects[i % len(defects)] for i in range(cfg.n_test_defective)]
+        order = np.random.default_rng(derive_seed(params.seed, "render", variant, scenario, split, "order"))
+        kinds = [kinds[i] for i in order.permutation(len(kinds))]
+    return [
+        SamplePlan(index=i, split=split, defect_type=kind,
+                   seed=derive_seed(params.seed, "render", variant, scenario, split, i))
+        for i, kind in enumerate(kinds)
+    ]
+
+
+def plan_shards(params: Params, variant: str, scenario: str) -> list[ShardTask]:
+    """All shard tasks of a dataset, both splits, with their spec hashes."""
+    cfg = params.active.render
+    render_spec = {k: v for k, v in to_dict(cfg).items() if k not in SPEC_EXCLUDED_RENDER_KEYS}
+    tasks = []
+    for split in SPLITS:
+        plans = plan_split(params, variant, scenario, split)
+        for k in range(0, len(plans), cfg.shard_size):
+            chunk = tuple(plans[k : k + cfg.shard_size])
+            spec = {
+                "renderer_version": RENDERER_VERSION, "variant": variant, "scenario": scenario, "split": split,
+                "shard": k // cfg.shard_size, "factors": list(applied_factors(variant, scenario)),
+                "render": render_spec, "plans": [[p.index, p.defect_type, p.seed] for p in chunk],
+            }
+            digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
+            tasks.append(ShardTask(split, k // cfg.shard_size, chunk, spec, digest))
+    return tasks
+
+
+@dataclass
+class RenderReport:
+    """What a render run did; `cycles_seconds` is the time spent inside Cycles' render calls."""
+
+    rendered_images: int = 0
+    skipped_shards: int = 0
+    rendered_shards: int = 0
+    wall_seconds: float = 0.0
+    cycles_seconds: float = 0.0
+    setup_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def default_renderer_factory(scenario: str, factors: tuple[str, ...], cfg: RenderConfig, temp: Path) -> Renderer:
+    from miad.render.scene import ScenarioRenderer  # bpy loads only when something must be rendered
+
+    return ScenarioRenderer(scenario, factors, cfg, temp)
+
+
+def _items(task: ShardTask, renderer: Renderer, report: RenderReport,
+           bar: tqdm) -> Iterator[tuple[IndexEntry, bytes, bytes]]:
+    for plan in task.plans:
+        sample = renderer.render(plan)
+        image_png, mask_png = encode_png(sample.image), encode_png(sample.mask)
+        entry = IndexEntry(stem=plan.stem, split=plan.split, label=plan.label, defect_type=plan.defect_type,
+                           seed=plan.seed, image_sha256=sha256_bytes(image_png), mask_sha256=sha256_bytes(mask_png),
+                           record=sample.record)
+        report.rendered_images += 1
+        report.cycles_seconds += sample.cycles_seconds
+        bar.update(1)
+        yield entry, image_png, mask_png
+
+
+def render_dataset(params: Params, variant: str, scenario: str, renders: Path, *,
+                   renderer_factory: RendererFactory = default_renderer_factory,
+                   progress: bool = True) -> RenderReport:
+    """Render every unfinished shard of `variant/scenario` under `renders`, then write the manifests."""
+    start = time.perf_counter()
+    cfg = params.active.render
+    factors = applied_factors(variant, scenario)
+    tasks = plan_shards(params, variant, scenario)
+    todo = [t for t in tasks if check_shard(split_dir(renders, variant, scenario, t.split) / t.file_name,
+                                            t.spec_hash)]
+    report = RenderReport(skipped_shards=len(tasks) - len(todo))
+    total = sum(len(t.plans) for t in todo)
+    with tempfile.TemporaryDirectory(prefix="miad-bproc-") as temp, tqdm(
+        total=total, desc=f"render {variant}/{scenario}", unit="img", disable=not progress or total == 0,
+        dynamic_ncols=True,
+    ) as bar:
+        renderer: Renderer | None = None
+        for task in todo:
+            if renderer is None:
+                setup = time.perf_counter()
+                renderer = renderer_factory(scenario, factors, cfg, Path(temp))
+                report.setup_seconds = time.perf_counter() - setup
+            header = {"spec": task.spec, "spec_hash": task.spec_hash}
+            path = split_dir(renders, variant, scenario, task.split) / task.file_name
+            write_shard(path, header, _items(task, renderer, report, bar))
+            report.rendered_shards += 1
+    for split in SPLITS:
+        directory = split_dir(renders, variant, scenario, split)
+        wanted = [t.file_name for t in tasks if t.split == split]
+        for stale in directory.iterdir():  # shards of an older, larger plan, and leftovers of killed runs
+            if stale.name not in wanted and stale.name != "manifest.json":
+                stale.unlink()
+        header = {"variant": variant, "scenario": scenario, "split": split, "factors": list(factors),
+                  "resolution": cfg.resolution}
+        write_manifest(directory, build_manifest(directory, header, wanted))
+    report.wall_seconds = time.perf_counter() - start
+    return report

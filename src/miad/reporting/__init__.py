@@ -1,0 +1,1 @@
+"""Tables (paper value beside ours) and figures."""

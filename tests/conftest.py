@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny params files and a fake renderer that needs no Blender."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from miad.config import Params, RenderConfig, load_params
+from miad.render.plan import RenderedSample, SamplePlan
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_params_dict(**render: int) -> dict:
+    """params.yaml with the smoke profile shrunk to a few images (render keys overridable)."""
+    data = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    data["smoke"]["render"].update({"resolution": 48, "samples": 4, "shard_size": 3, "n_train": 5,
+                                    "n_test_good": 3, "n_test_defective": 3, **render})
+    return data
+
+
+@pytest.fixture
+def params_file(tmp_path: Path) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tiny_params_dict()), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_params(params_file: Path) -> Params:
+    return load_params(params_file)
+
+
+class FakeRenderer:
+    """Deterministic noise images; a defective plan gets a bright square and its mask."""
+
+    def __init__(self, scenario: str, factors: tuple[str, ...], cfg: RenderConfig, temp: Path) -> None:
+        self.size = cfg.resolution
+        self.calls = 0
+
+    def render(self, plan: SamplePlan) -> RenderedSample:
+        self.calls += 1
+        rng = np.random.default_rng(plan.seed)
+        image = rng.integers(0, 120, (self.size, self.size, 3), dtype=np.uint8)
+        mask = np.zeros((self.size, self.size), np.uint8)
+        if plan.label:
+            y, x = rng.integers(0, self.size - 6, 2)
+            image[y : y + 5, x : x + 5] = 250
+            mask[y : y + 5, x : x + 5] = 255
+        return RenderedSample(image, mask, {"camera": {"theta": float(rng.uniform(0, 360))}}, cycles_seconds=0.0)
+
+
+@pytest.fixture
+def fake_factory():
+    made: list[FakeRenderer] = []
+
+    def factory(scenario, factors, cfg, temp):
+        made.append(FakeRenderer(scenario, factors, cfg, temp))
+        return made[-1]
+
+    factory.made = made  # type: ignore[attr-defined]
+    return factory
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A copy of the tracked project files (no venv, no outputs) in a fresh git repo."""
+    target = tmp_path / "repo"
+    ignore = shutil.ignore_patterns(".venv", ".git", "renders", "models", "results", "__pycache__", "*.egg-info",
+                                    ".pytest_cache", ".ruff_cache", "tmp", "cache")
+    shutil.copytree(REPO, target, ignore=ignore)
+    return target

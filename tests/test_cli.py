@@ -1,0 +1,55 @@
+import subprocess
+import sys
+
+import pytest
+
+from miad.cli import build_parser, main
+from tests.conftest import REPO
+
+COMMANDS = ["render", "verify", "export", "assets", "train", "evaluate", "report", "profile", "params"]
+
+
+def test_every_command_explains_itself(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+    for name in COMMANDS:
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert "usage: miad " + name in capsys.readouterr().out
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "miad.cli", "--help"], capture_output=True, text=True, check=True)
+    assert "dvc repro" in out.stdout
+
+
+def test_typo_in_params_is_named(tmp_path, params_file, capsys):
+    text = params_file.read_text().replace("n_train:", "n_trian:", 1)
+    params_file.write_text(text)
+    assert main(["params", "--params", str(params_file)]) == 2
+    assert "unknown key(s) ['n_trian']" in capsys.readouterr().err
+
+
+def test_profile_switch_keeps_comments(tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text())
+    assert main(["profile", "--params", str(path)]) == 0 and capsys.readouterr().out.strip() == "smoke"
+    assert main(["profile", "paper", "--params", str(path)]) == 0
+    text = path.read_text()
+    assert text.startswith("# MIAD") and "\nprofile: paper\n" in text
+    assert main(["params", "--params", str(path)]) == 0 and '"profile": "paper"' in capsys.readouterr().out
+
+
+def test_unknown_scenario_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["render", "--scenario", "wind_turbin"])
+    assert "invalid choice: 'wind_turbin'" in capsys.readouterr().err
+
+
+def test_verify_without_renders_fails_clearly(tmp_path, capsys):
+    assert main(["verify", "--renders", str(tmp_path)]) == 2
+    assert "no rendered splits found" in capsys.readouterr().err

@@ -1,0 +1,35 @@
+from miad.catalog import METHOD_NAMES, SCENARIOS
+from miad.reporting.tables import MISSING, main_table, paper_results, to_csv, to_latex, to_markdown
+
+
+def test_paper_numbers_are_complete_and_spot_checked():
+    paper = paper_results()
+    for table in ("table3", "table4"):
+        assert set(paper[table]) == {*SCENARIOS, "mean"}
+        assert all(set(row) == set(METHOD_NAMES) for row in paper[table].values())
+    assert paper["table3"]["photovoltaic_module"]["draem"] == [1.00, 0.85]
+    assert paper["table4"]["witness_mark"]["rd"] == 0.10
+    assert paper["table5"]["uv"]["patchcore"] == [0.64, 0.02]
+    assert paper["table6"]["baseline"]["mean"] == [0.99, 0.86]
+    assert paper["table7"][0.4]["patchcore"] is None
+
+
+def test_cells_show_ours_beside_paper_with_delta():
+    results = {"main/electrical_insulator": {"patchcore": {"image_auroc": 0.6, "recall_at_fpr": 0.05, "aupro": 0.7}}}
+    t3 = main_table("table3", results, ("image_auroc", "recall_at_fpr"))
+    assert t3.cell("electrical_insulator", "patchcore", "image_auroc").text() == "0.60 / 0.55 (+0.05)"
+    assert t3.cell("electrical_insulator", "rd", "image_auroc").text() == f"{MISSING} / 0.68"
+    assert t3.cell("mean", "patchcore", "image_auroc").ours is None  # partial means are not shown
+    md = to_markdown(t3)
+    assert "| Electrical Insulator | AUROC |" in md and "|  | Recall@1%FPR |" in md
+    assert md.count("\n| ") == 1 + 16  # header + 8 rows x 2 metrics
+    t4 = main_table("table4", results, ("aupro",))
+    assert t4.cell("electrical_insulator", "patchcore", "aupro").text() == "0.70 / 0.64 (+0.06)"
+    assert "patchcore,aupro,0.700000,0.640000,0.060000" in to_csv(t4)
+    assert r"\bottomrule" in to_latex(t4)
+
+
+def test_full_mean_is_computed():
+    results = {f"main/{s}": {"ae": {"aupro": 0.5}} for s in SCENARIOS}
+    t4 = main_table("table4", results, ("aupro",))
+    assert abs(t4.cell("mean", "ae", "aupro").ours - 0.5) < 1e-12
