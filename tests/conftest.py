@@ -66,11 +66,23 @@ def fake_factory():
     return factory
 
 
-@pytest.fixture
-def repo_copy(tmp_path: Path) -> Path:
-    """A copy of the tracked project files (no venv, no outputs) in a fresh git repo."""
-    target = tmp_path / "repo"
-    ignore = shutil.ignore_patterns(".venv", ".git", "renders", "models", "results", "__pycache__", "*.egg-info",
-                                    ".pytest_cache", ".ruff_cache", "tmp", "cache")
+def copy_project(target: Path) -> Path:
+    """Copy the project's sources (no venv, no git, no pipeline outputs, no DVC cache) to `target`."""
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skip = {".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
+        skip |= {n for n in names if n.endswith(".egg-info")}
+        if Path(directory) == REPO:
+            skip |= {"renders", "models", "results", "data", "dvc.lock"}
+        if Path(directory) == REPO / ".dvc":
+            skip |= {"tmp", "cache"}
+        return skip & set(names)
+
     shutil.copytree(REPO, target, ignore=ignore)
     return target
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A copy of the project's sources in tmp_path/repo."""
+    return copy_project(tmp_path / "repo")

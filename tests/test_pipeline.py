@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import tiny_params_dict
+from tests.conftest import copy_project, tiny_params_dict
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def run(cmd: list[str], cwd: Path) -> str:
 
 def reproduce(repo: Path) -> str:
     run(["git", "init", "-q"], repo)
-    params = tiny_params_dict(resolution=64, samples=4, n_train=8, n_test_good=4, n_test_defective=4, shard_size=4)
+    params = tiny_params_dict(resolution=96, samples=4, n_train=8, n_test_good=4, n_test_defective=4, shard_size=4)
     params["smoke"]["train"]["patchcore"]["image_size"] = 64
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     run(["miad", "assets", "restore"], repo)
@@ -61,11 +61,7 @@ def test_smoke_pipeline_end_to_end_and_deterministic(repo_copy: Path, tmp_path: 
     assert "up to date" in run(["dvc", "status"], repo_copy)
     assert run(["miad", "verify"], repo_copy) is not None
 
-    second = tmp_path / "second"
-    import shutil
-
-    shutil.copytree(repo_copy, second, ignore=shutil.ignore_patterns(".git", "renders", "models", "results", "data",
-                                                                     "dvc.lock", "cache", "tmp"))
+    second = copy_project(tmp_path / "second")
     reproduce(second)
     first_out, second_out = outputs(repo_copy), outputs(second)
     assert first_out.keys() == second_out.keys() and len(first_out) > 10

@@ -33,3 +33,27 @@ def test_full_mean_is_computed():
     results = {f"main/{s}": {"ae": {"aupro": 0.5}} for s in SCENARIOS}
     t4 = main_table("table4", results, ("aupro",))
     assert abs(t4.cell("mean", "ae", "aupro").ours - 0.5) < 1e-12
+
+
+def test_factor_table_layout_and_mean():
+    from miad.reporting.tables import factor_table
+
+    results = {"uv/witness_mark": {m: {"image_auroc": 0.5, "recall_at_fpr": 0.1}
+                                   for m in ("rd", "patchcore", "fastflow", "draem")}}
+    table = factor_table("table6", "witness_mark", results)
+    assert table.cell("uv", "patchcore", "image_auroc").text() == "0.50 / 1.00 (-0.50)"
+    assert table.cell("uv", "mean", "recall_at_fpr").text() == "0.10 / 0.30 (-0.20)"
+    assert table.cell("baseline", "rd", "image_auroc").ours is None
+    md = to_markdown(table)
+    assert "| Factors | Metric | RD | PatchCore | FastFlow | DRAEM | Mean |" in md and "| +UV | AUROC |" in md
+
+
+def test_size_table_keeps_paper_gaps():
+    from miad.reporting.tables import size_table
+
+    results = {0.4: {"main/electrical_insulator": {"patchcore_uncapped": {"image_auroc": 0.6}}}}
+    table = size_table(results)
+    assert table.cell("0.4", "patchcore", "electrical_insulator").text() == f"{MISSING} / {MISSING}"
+    assert table.cell("0.4", "patchcore_uncapped", "electrical_insulator").text() == f"0.60 / {MISSING}"
+    assert table.cell("0.1", "draem", "witness_mark").paper == 0.51
+    assert "| 40% | EI |" in to_markdown(table)

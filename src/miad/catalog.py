@@ -67,7 +67,8 @@ ABLATION_SCENARIOS = ("electrical_insulator", "witness_mark")  # the only scenar
 
 METHOD_NAMES = ("rd", "patchcore", "fastflow", "draem", "ae", "uniad")  # the paper's column order
 # Methods with an implementation in miad.methods (a test checks this against the registry).
-TRAINABLE = ("patchcore",)
+TRAINABLE = ("patchcore", "rd", "uniad", "fastflow", "ae", "draem")
+UNIFIED = ("uniad",)  # methods that train one model on all scenarios together
 METHOD_TITLES = {
     "rd": "RD",
     "patchcore": "PatchCore",

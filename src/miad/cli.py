@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from miad.atomic import write_json_atomic
-from miad.catalog import RENDERABLE, VARIANT_NAMES
+from miad.catalog import RENDERABLE, TRAINABLE, VARIANT_NAMES
 from miad.config import PROFILES, ConfigError, Params, load_params
 
 DESCRIPTION = """\
@@ -133,15 +133,22 @@ def restore_assets(root: Path, dvc_file: Path) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from miad.stages.train import train
 
-    train(_params(args), args.method, args.variant, args.scenario, Path(args.renders), Path(args.out))
+    params = _params(args)
+    if args.all_scenarios == bool(args.scenario):
+        raise UserError("give --scenario (repeatable) or --all-scenarios, not both and not neither")
+    scenarios = list(params.scenarios) if args.all_scenarios else args.scenario
+    train(params, args.method, args.variant, scenarios, Path(args.renders), Path(args.out),
+          fraction=args.fraction, uncapped=args.no_cap)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from miad.stages.evaluate import evaluate
 
+    optional = {name: Path(value) if value else None for name, value in
+                (("roc_csv", args.roc_csv), ("pro_csv", args.pro_csv), ("maps_out", args.maps))}
     result = evaluate(_params(args), args.method, args.variant, args.scenario, Path(args.renders),
-                      Path(args.model), Path(args.out))
+                      Path(args.model), Path(args.out), **optional)
     print(json.dumps(result["metrics"], indent=1), file=sys.stderr)
     return 0
 
@@ -149,7 +156,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from miad.reporting.report import build_report
 
-    build_report(_params(args), Path(args.runs), Path(args.renders), Path(args.out))
+    build_report(_params(args), Path(args.runs), Path(args.size_runs), Path(args.maps), Path(args.renders),
+                 Path(args.out))
     print(f"tables in {Path(args.out) / 'tables'}, figures in {Path(args.out) / 'figures'}", file=sys.stderr)
     return 0
 
@@ -207,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         "assets": (cmd_assets, "build, check or restore data/ (backgrounds, textures) against data.dvc"),
         "train": (cmd_train, "train one method on one scenario's train split; save safetensors + config"),
         "evaluate": (cmd_evaluate, "score a test split: image AUROC, Recall@1%%FPR, AUPRO@0.3, pixel AUROC"),
-        "report": (cmd_report, "write Tables 3-4 (ours beside the paper's), metrics.json and Figure 2"),
+        "report": (cmd_report, "write Tables 3-7 (ours beside the paper's), metrics.json and Figures 2, 4, 5"),
         "profile": (cmd_profile, "show or switch the active profile (smoke | paper) in params.yaml"),
         "params": (cmd_params, "validate params.yaml and print the active profile's resolved values"),
     }
@@ -235,12 +243,26 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["assets"].add_argument("--data", default="data", help="asset folder (default: %(default)s)")
     parsers["assets"].add_argument("--dvc-file", default="data.dvc", help="DVC file pinning it")
     for name in ("train", "evaluate"):
-        parsers[name].add_argument("--method", required=True, help="method name, e.g. patchcore")
-        _dataset_args(parsers[name])
+        parsers[name].add_argument("--method", required=True, choices=TRAINABLE, help="method name")
+    parsers["train"].add_argument("--scenario", action="append", choices=RENDERABLE,
+                                  help="scenario whose train split to use (repeatable: a unified model)")
+    parsers["train"].add_argument("--all-scenarios", action="store_true", help="train on every scenario in params")
+    parsers["train"].add_argument("--variant", default="main", choices=VARIANT_NAMES)
+    parsers["train"].add_argument("--renders", default="renders", help="root of rendered shards")
+    parsers["train"].add_argument("--fraction", type=float, default=1.0,
+                                  help="train on this prefix of each training split (Table 7; default: 1.0)")
+    parsers["train"].add_argument("--no-cap", action="store_true",
+                                  help="ignore max_train_images (PatchCore's 2000-image cap)")
     parsers["train"].add_argument("--out", required=True, help="checkpoint folder to (re)write")
+    _dataset_args(parsers["evaluate"])
     parsers["evaluate"].add_argument("--model", required=True, help="checkpoint folder written by `miad train`")
     parsers["evaluate"].add_argument("--out", required=True, help="result JSON to write")
+    parsers["evaluate"].add_argument("--roc-csv", help="also write the ROC curve here (CSV: fpr,tpr)")
+    parsers["evaluate"].add_argument("--pro-csv", help="also write the PRO curve here (CSV: fpr,pro)")
+    parsers["evaluate"].add_argument("--maps", help="also write a few anomaly maps here (safetensors; Figures 4-5)")
     parsers["report"].add_argument("--runs", default="results/runs", help="evaluation results (default: %(default)s)")
+    parsers["report"].add_argument("--size-runs", default="results/runs_size", help="Table 7 evaluation results")
+    parsers["report"].add_argument("--maps", default="results/maps", help="anomaly maps kept for Figures 4-5")
     parsers["report"].add_argument("--renders", default="renders")
     parsers["report"].add_argument("--out", default="results", help="output root (default: %(default)s)")
     parsers["profile"].add_argument("name", nargs="?", choices=PROFILES, help="profile to switch to")

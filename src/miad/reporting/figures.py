@@ -68,7 +68,8 @@ def sample_grid(renders: Path, variant: str, scenarios: Sequence[str], count: in
     for col, (scenario, good, bad) in enumerate(columns):
         axes[0, col].imshow(good.image)
         axes[1, col].imshow(outline_mask(bad.image, bad.mask))
-        axes[0, col].set_title(SCENARIOS[scenario].title, fontsize=8)
+        if col == 0 or columns[col - 1][0] != scenario:  # one title per scenario block
+            axes[0, col].set_title(SCENARIOS[scenario].title, fontsize=8, loc="left")
         axes[1, col].set_xlabel(bad.entry.defect_type.replace("_", " "), fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
@@ -78,3 +79,59 @@ def sample_grid(renders: Path, variant: str, scenarios: Sequence[str], count: in
     fig.suptitle(f"MIAD-like samples ({variant} set): test images, defect masks outlined in red", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def _normalise(values: np.ndarray) -> np.ndarray:
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+
+
+def anomaly_map_grid(renders: Path, maps_root: Path, variant: str, scenarios: Sequence[str],
+                     methods: Sequence[str], path: Path, *, pick: slice, title: str) -> None:
+    """Figures 4/5: per test image a row: image, ground truth, then each method's anomaly map.
+
+    Maps come from the evaluate stage (`results/maps/<method>/<variant>/<scenario>.safetensors`); each is
+    scaled to [0, 1] within its own image, as the paper's figures show relative heat. `pick` selects
+    which of the kept images (defective first) go into this figure.
+    """
+    from safetensors.numpy import load_file
+
+    from miad.catalog import METHOD_TITLES
+
+    rows = []
+    for scenario in scenarios:
+        maps = {m: load_file(str(maps_root / m / variant / f"{scenario}.safetensors")) for m in methods}
+        defective = _defective_stems(renders, variant, scenario)
+        stems = sorted(next(iter(maps.values())), key=lambda stem: (stem not in defective, stem))
+        dataset = ShardDataset(split_dir(renders, variant, scenario, "test"))
+        by_stem = {entry.stem: i for i, entry in enumerate(dataset.entries)}
+        for stem in stems[pick]:
+            sample = dataset[by_stem[stem]]
+            rows.append((scenario, sample, [maps[m][stem].astype(np.float32) for m in methods]))
+        dataset.close()
+    if not rows:
+        raise ValueError(f"no anomaly maps under {maps_root} for {list(scenarios)}")
+    cols = 2 + len(methods)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.6 * cols, 1.7 * len(rows) + 0.5), squeeze=False)
+    for r, (scenario, sample, method_maps) in enumerate(rows):
+        axes[r, 0].imshow(sample.image)
+        axes[r, 1].imshow(sample.mask, cmap="gray", vmin=0, vmax=255)
+        for c, heat in enumerate(method_maps, start=2):
+            axes[r, c].imshow(sample.image)
+            axes[r, c].imshow(_normalise(heat), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        axes[r, 0].set_ylabel(f"{SCENARIOS[scenario].title}\n{sample.entry.defect_type}", fontsize=6)
+    for c, name in enumerate(["image", "ground truth", *(METHOD_TITLES[m] for m in methods)]):
+        axes[0, c].set_title(name, fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _defective_stems(renders: Path, variant: str, scenario: str) -> set[str]:
+    dataset = ShardDataset(split_dir(renders, variant, scenario, "test"))
+    stems = {e.stem for e in dataset.entries if e.label == 1}
+    dataset.close()
+    return stems

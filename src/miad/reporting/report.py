@@ -1,4 +1,4 @@
-"""The report stage: collect evaluation runs into Tables 3-4, metrics.json and Figure 2."""
+"""The report stage: collect evaluation runs into Tables 3-7, metrics.json and Figures 2, 4 and 5."""
 
 from __future__ import annotations
 
@@ -7,54 +7,118 @@ from pathlib import Path
 from typing import Any
 
 from miad.atomic import write_json_atomic, write_text_atomic
-from miad.catalog import RENDERABLE, SCENARIOS
+from miad.catalog import ABLATION_SCENARIOS, RENDERABLE, SCENARIOS
 from miad.config import Params
-from miad.data.layout import dataset_key
+from miad.data.layout import dataset_key, split_dir
+from miad.data.manifest import read_manifest
 from miad.reporting import figures, tables
+from miad.stages.train import prefix_size
+
+PAPER_BACKBONES = {"rd": "wide_resnet50_2", "patchcore": "wide_resnet50_2", "fastflow": "wide_resnet50_2",
+                   "uniad": "efficientnet_b4"}
 
 
 def run_path(runs: Path, method: str, variant: str, scenario: str) -> Path:
     return Path(runs) / method / variant / f"{scenario}.json"
 
 
-def collect_results(params: Params, runs: Path, variant: str = "main") -> dict[str, dict[str, dict[str, float]]]:
-    """{dataset key: {method: metrics}} for every (method, scenario) of params; a missing run is an error."""
+def size_run_path(runs: Path, method: str, scenario: str, fraction: float) -> Path:
+    return Path(runs) / method / "main" / scenario / f"f{fraction}.json"
+
+
+def read_metrics(path: Path) -> dict[str, float]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: evaluation result missing; run `dvc repro` (evaluate stages)")
+    return json.loads(path.read_text(encoding="utf-8"))["metrics"]
+
+
+def all_methods(params: Params) -> tuple[str, ...]:
+    return (*params.methods, *params.unified_methods)
+
+
+def collect_results(params: Params, runs: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """{dataset key: {method: metrics}}: every (method, scenario) of params on `main` (required), plus
+    whatever ablation-variant runs exist (Tables 5 and 6)."""
     results: dict[str, dict[str, dict[str, float]]] = {}
     for scenario in params.scenarios:
-        for method in params.methods:
-            path = run_path(runs, method, variant, scenario)
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: evaluation result missing; run `dvc repro` (evaluate stage)")
-            run = json.loads(path.read_text(encoding="utf-8"))
-            results.setdefault(dataset_key(variant, scenario), {})[method] = run["metrics"]
+        for method in all_methods(params):
+            results.setdefault(dataset_key("main", scenario), {})[method] = read_metrics(
+                run_path(runs, method, "main", scenario))
+    for path in sorted(Path(runs).glob("*/*/*.json")):
+        method, variant, scenario = path.parent.parent.name, path.parent.name, path.stem
+        if variant != "main" and scenario in ABLATION_SCENARIOS:
+            results.setdefault(dataset_key(variant, scenario), {})[method] = read_metrics(path)
     return results
 
 
-def notes(params: Params, runs: Path) -> list[str]:
-    """Footnotes: profile, backbones replaced in this profile, scenarios not rendered yet."""
-    lines = [f"Profile `{params.profile}`: {params.active.render.resolution}px renders, "
-             f"{params.active.render.n_train} train / {params.active.render.n_test_good} good / "
-             f"{params.active.render.n_test_defective} defective test images per scenario "
+def collect_size_results(params: Params, main: dict, size_runs: Path, renders: Path) -> dict[float, dict]:
+    """Table 7's {fraction: {dataset key: {method: metrics}}}; the capped PatchCore is left out where the
+    prefix exceeds its cap (the paper's `-`), the uncapped run fills its own column."""
+    study, out = params.table7, {}
+    cap = params.active.train.patchcore.max_train_images
+    for scenario in study.scenarios:
+        n_train = read_manifest(split_dir(renders, "main", scenario, "train")).count
+        key = dataset_key("main", scenario)
+        for fraction in (*study.fractions, 1.0):
+            row = out.setdefault(fraction, {}).setdefault(key, {})
+            for method in study.methods:
+                if method == "patchcore" and cap is not None and prefix_size(n_train, fraction) > cap:
+                    continue
+                row[method] = (main[key][method] if fraction == 1.0 else
+                               read_metrics(size_run_path(size_runs, method, scenario, fraction)))
+        for fraction in study.uncapped_fractions:
+            row = out.setdefault(fraction, {}).setdefault(key, {})
+            row[tables.UNCAPPED] = read_metrics(size_run_path(size_runs, tables.UNCAPPED, scenario, fraction))
+    return out
+
+
+def notes(params: Params) -> list[str]:
+    """Footnotes: profile sizes, backbones replaced in this profile, scenarios not rendered yet."""
+    render = params.active.render
+    lines = [f"Profile `{params.profile}`: {render.resolution}px renders, {render.n_train} train / "
+             f"{render.n_test_good} good / {render.n_test_defective} defective test images per scenario "
              "(the paper: 512px, 10000 / 2500 / 2500)."]
-    pc = params.active.train.patchcore
-    if pc.backbone != "wide_resnet50_2":
-        lines.append(f"PatchCore uses `{pc.backbone}` here; the paper used wide_resnet50_2.")
-    missing = [SCENARIOS[s].title for s in SCENARIOS if s not in RENDERABLE]
+    for method, paper_backbone in PAPER_BACKBONES.items():
+        config = getattr(params.active.train, method)
+        if method in all_methods(params) and config.backbone != paper_backbone:
+            lines.append(f"{method}: backbone `{config.backbone}` here; the paper used {paper_backbone}.")
+    missing = [SCENARIOS[s].title for s in SCENARIOS if s not in params.scenarios]
     if missing:
-        lines.append(f"Not rendered yet: {', '.join(missing)}.")
+        reason = "" if set(RENDERABLE) == set(SCENARIOS) else " (the renderer cannot build all of them yet)"
+        lines.append(f"Not rendered in this run: {', '.join(missing)}{reason}.")
     return lines
 
 
-def build_report(params: Params, runs: Path, renders: Path, out: Path) -> dict[str, Any]:
+def write_table(out: Path, table: tables.Table, footnotes: list[str]) -> None:
+    write_text_atomic(out / "tables" / f"{table.name}.md", tables.to_markdown(table, footnotes))
+    write_text_atomic(out / "tables" / f"{table.name}.csv", tables.to_csv(table))
+    write_text_atomic(out / "tables" / f"{table.name}.tex", tables.to_latex(table))
+
+
+def build_report(params: Params, runs: Path, size_runs: Path, maps: Path, renders: Path,
+                 out: Path) -> dict[str, Any]:
     """Write results/tables/*, results/metrics.json and results/figures/*; return the metrics."""
     results = collect_results(params, runs)
-    footnotes = notes(params, runs)
-    for name, metrics in (("table3", ("image_auroc", "recall_at_fpr")), ("table4", ("aupro",))):
-        table = tables.main_table(name, results, metrics)
-        write_text_atomic(out / "tables" / f"{name}.md", tables.to_markdown(table, footnotes))
-        write_text_atomic(out / "tables" / f"{name}.csv", tables.to_csv(table))
-        write_text_atomic(out / "tables" / f"{name}.tex", tables.to_latex(table))
-    write_json_atomic(out / "metrics.json", results)
+    size_results = collect_size_results(params, results, size_runs, renders)
+    footnotes = notes(params)
+    write_table(out, tables.main_table("table3", results, ("image_auroc", "recall_at_fpr")), footnotes)
+    write_table(out, tables.main_table("table4", results, ("aupro",)), footnotes)
+    for name, scenario in (("table5", "electrical_insulator"), ("table6", "witness_mark")):
+        has_variants = any(k.endswith(f"/{scenario}") and not k.startswith("main/") for k in results)
+        extra = [] if has_variants else ["Ablation variants (baseline, +UV, +UB, +US) are not rendered yet."]
+        write_table(out, tables.factor_table(name, scenario, results), [*footnotes, *extra])
+    cap = params.active.train.patchcore.max_train_images
+    cap_note = (f"PatchCore keeps the paper's cap of {cap} training images: its cells stay empty where a prefix "
+                "is larger; `PatchCore (no cap)` trains on the whole prefix.")
+    write_table(out, tables.size_table(size_results), [*footnotes, cap_note])
+    metrics = {**results, **{f"table7/{fraction:g}/{key}": row for fraction, rows in size_results.items()
+                             for key, row in rows.items()}}
+    write_json_atomic(out / "metrics.json", metrics)
     figures.sample_grid(renders, "main", params.scenarios, params.active.report.figure_samples,
                         out / "figures" / "figure2_samples.png")
-    return results
+    methods, figure_dir = all_methods(params), out / "figures"
+    figures.anomaly_map_grid(renders, maps, "main", params.scenarios, methods, figure_dir / "figure4_anomaly_maps.png",
+                             pick=slice(0, 1), title="Figure 4. Anomaly maps, one defective image per scenario")
+    figures.anomaly_map_grid(renders, maps, "main", params.scenarios, methods, figure_dir / "figure5_more_maps.png",
+                             pick=slice(1, None), title="Figure 5. More anomaly maps (defective, then good images)")
+    return metrics

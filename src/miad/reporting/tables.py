@@ -18,7 +18,8 @@ import yaml
 from miad.catalog import METHOD_NAMES, METHOD_TITLES, SCENARIOS
 
 MISSING = "—"
-METRIC_TITLES = {"image_auroc": "AUROC", "recall_at_fpr": "Recall@1%FPR", "aupro": "AUPRO@0.3"}
+METRIC_TITLES = {"image_auroc": "AUROC", "recall_at_fpr": "Recall@1%FPR", "aupro": "AUPRO@0.3",
+                 "electrical_insulator": "EI", "witness_mark": "WM"}
 
 # Our results: {dataset key "<variant>/<scenario>": {method: {metric: value}}}
 Results = Mapping[str, Mapping[str, Mapping[str, float]]]
@@ -56,6 +57,8 @@ class Table:
     row_titles: Mapping[str, str]  # row key -> title, in order
     metrics: tuple[str, ...]
     cells: tuple[Cell, ...]
+    columns: tuple[str, ...] = METHOD_NAMES  # method keys (or "mean"), in column order
+    row_header: str = "Scenario"
 
     def cell(self, row: str, method: str, metric: str) -> Cell:
         return next(c for c in self.cells if (c.row, c.method, c.metric) == (row, method, metric))
@@ -88,15 +91,18 @@ def main_table(name: str, results: Results, metrics: tuple[str, ...], variant: s
     return Table(name, captions[name], rows, metrics, tuple(cells))
 
 
+def _column_title(key: str) -> str:
+    return {"patchcore_uncapped": "PatchCore (no cap)"}.get(key) or METHOD_TITLES.get(key, key.capitalize())
+
+
 def to_markdown(table: Table, notes: Sequence[str] = ()) -> str:
-    methods = [METHOD_TITLES[m] for m in METHOD_NAMES]
     multi = len(table.metrics) > 1
-    head = ["Scenario", *(["Metric"] if multi else []), *methods]
+    head = [table.row_header, *(["Metric"] if multi else []), *map(_column_title, table.columns)]
     lines = [f"**{table.caption}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row, title in table.row_titles.items():
         for position, metric in enumerate(table.metrics):
             label = [title if position == 0 else ""] + ([METRIC_TITLES[metric]] if multi else [])
-            values = [table.cell(row, m, metric).text() for m in METHOD_NAMES]
+            values = [table.cell(row, m, metric).text() for m in table.columns]
             lines.append("| " + " | ".join(label + values) + " |")
     lines += ["", f"Cells: ours / paper (ours − paper); {MISSING} = not computed yet.", *notes]
     return "\n".join(lines) + "\n"
@@ -114,13 +120,61 @@ def to_csv(table: Table) -> str:
 
 def to_latex(table: Table) -> str:
     multi = len(table.metrics) > 1
-    cols = "l" + ("l" if multi else "") + "c" * len(METHOD_NAMES)
-    head = ["Scenario", *(["Metric"] if multi else []), *(METHOD_TITLES[m] for m in METHOD_NAMES)]
+    cols = "l" + ("l" if multi else "") + "c" * len(table.columns)
+    head = [table.row_header, *(["Metric"] if multi else []), *map(_column_title, table.columns)]
     lines = [r"\begin{tabular}{" + cols + "}", r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
     for row, title in table.row_titles.items():
         for position, metric in enumerate(table.metrics):
             label = [title if position == 0 else ""] + ([METRIC_TITLES[metric].replace("%", r"\%")] if multi else [])
-            values = [table.cell(row, m, metric).text().replace(MISSING, "--") for m in METHOD_NAMES]
+            values = [table.cell(row, m, metric).text().replace(MISSING, "--") for m in table.columns]
             lines.append(" & ".join(label + values) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+FACTOR_METHODS = ("rd", "patchcore", "fastflow", "draem")  # the four methods of Tables 5-7
+VARIANT_TITLES = {"baseline": "baseline", "uv": "+UV", "ub": "+UB", "us": "+US", "main": "+UV+US+UB"}
+
+
+def factor_table(name: str, scenario: str, results: Results) -> Table:
+    """Table 5 (electrical_insulator) or 6 (witness_mark): variants x methods, AUROC and Recall@1%FPR."""
+    paper = paper_results()[name]
+    metrics = ("image_auroc", "recall_at_fpr")
+    cells = []
+    for variant in VARIANT_TITLES:
+        for position, metric in enumerate(metrics):
+            ours_row = []
+            for method in FACTOR_METHODS:
+                ours = results.get(f"{variant}/{scenario}", {}).get(method, {}).get(metric)
+                cells.append(Cell(variant, method, metric, ours, paper[variant][method][position]))
+                ours_row.append(ours)
+            cells.append(Cell(variant, "mean", metric, _mean(ours_row), paper[variant]["mean"][position]))
+    title = SCENARIOS[scenario].title
+    caption = f"Table {name[-1]}. Impact of the uncontrolled factors on the {title.lower()}: AUROC and Recall@1%FPR."
+    return Table(name, caption, dict(VARIANT_TITLES), metrics, tuple(cells), (*FACTOR_METHODS, "mean"), "Factors")
+
+
+SIZE_FRACTIONS = (0.1, 0.2, 0.4, 0.8, 1.0)  # Table 7's nested prefixes of the training set
+SIZE_SCENARIOS = ("electrical_insulator", "witness_mark")
+UNCAPPED = "patchcore_uncapped"  # PatchCore without the paper's 2000-image cap: our extra column
+
+
+def size_table(results: Mapping[float, Results]) -> Table:
+    """Table 7: image AUROC by training-set fraction; per method one row each for EI and WM.
+
+    `results[fraction]["main/<scenario>"][method]["image_auroc"]`; the capped PatchCore cell stays
+    empty where the prefix exceeds the cap (the paper's `-`); `patchcore_uncapped` fills it.
+    """
+    paper = paper_results()["table7"]
+    cells = []
+    for fraction in SIZE_FRACTIONS:
+        for position, scenario in enumerate(SIZE_SCENARIOS):
+            for method in (*FACTOR_METHODS, UNCAPPED):
+                ours = results.get(fraction, {}).get(f"main/{scenario}", {}).get(method, {}).get("image_auroc")
+                theirs = paper[fraction].get(method)
+                paper_value = None if theirs is None else theirs[position]
+                cells.append(Cell(f"{fraction:g}", method, scenario, ours, paper_value))
+    rows = {f"{f:g}": f"{round(100 * f)}%" for f in SIZE_FRACTIONS}
+    caption = ("Table 7. Image AUROC by training-set size (nested prefixes of the training set), "
+               "electrical insulator (EI) and witness mark (WM).")
+    return Table("table7", caption, rows, SIZE_SCENARIOS, tuple(cells), (*FACTOR_METHODS, UNCAPPED), "Size")

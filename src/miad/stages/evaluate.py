@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from miad import metrics
-from miad.atomic import write_json_atomic
+from miad.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from miad.config import Params
 from miad.data.dataset import ShardDataset
 from miad.data.layout import split_dir
@@ -38,9 +38,63 @@ def compute_metrics(params: Params, scores: np.ndarray, labels: np.ndarray, maps
     }
 
 
+FIGURE_DEFECTIVE = 3  # defective test images whose anomaly maps are kept for Figures 4 and 5
+FIGURE_GOOD = 1  # good ones
+CURVE_POINTS = 200  # points of the plotted PRO curve (the AUPRO value itself is exact)
+CURVE_SAMPLE = 1 << 22  # normal pixels sampled to place the PRO curve's thresholds
+
+
+def figure_indices(labels: np.ndarray) -> list[int]:
+    """The first FIGURE_DEFECTIVE defective and FIGURE_GOOD good test images, in index order."""
+    bad = [int(i) for i in np.flatnonzero(labels == 1)[:FIGURE_DEFECTIVE]]
+    good = [int(i) for i in np.flatnonzero(labels == 0)[:FIGURE_GOOD]]
+    return sorted(bad + good)
+
+
+def pro_curve_points(maps: np.ndarray, masks: np.ndarray, fpr_limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, pro) at CURVE_POINTS thresholds spread over FPR in [0, fpr_limit], for plotting.
+
+    Thresholds are quantiles of (a fixed-seed sample of) the normal pixels' scores, so the curve
+    costs a few passes over the anomalous pixels only, at any dataset size.
+    """
+    from scipy import ndimage
+
+    normal = maps[~masks]
+    if normal.size > CURVE_SAMPLE:
+        normal = normal[np.random.default_rng(0).choice(normal.size, CURVE_SAMPLE, replace=False)]
+    fprs = np.linspace(0.0, fpr_limit, CURVE_POINTS)
+    thresholds = np.quantile(normal, 1.0 - fprs[1:])
+    region_scores = []
+    for m, g in zip(maps, masks, strict=True):
+        labels, n = ndimage.label(g, structure=np.ones((3, 3), bool))
+        region_scores.extend(m[labels == k] for k in range(1, n + 1))
+    pro = [np.mean([(r > t).mean() for r in region_scores]) for t in thresholds]
+    measured = [(normal > t).mean() for t in thresholds]
+    return np.array([0.0, *measured]), np.array([0.0, *pro])
+
+
+def write_curves(path: Path, columns: dict[str, np.ndarray]) -> None:
+    names = list(columns)
+    rows = [",".join(names)] + [",".join(f"{v:.6g}" for v in row) for row in zip(*columns.values(), strict=True)]
+    write_text_atomic(path, "\n".join(rows) + "\n")
+
+
+def write_maps(path: Path, dataset: ShardDataset, maps: np.ndarray, indices: list[int]) -> None:
+    """Anomaly maps of the figure images as float16 tensors keyed by stem (safetensors: deterministic bytes)."""
+    from safetensors.numpy import save
+
+    tensors = {dataset.entries[i].stem: maps[i].astype(np.float16) for i in indices}
+    write_bytes_atomic(path, save(tensors))
+
+
 def evaluate(params: Params, method: str, variant: str, scenario: str, renders: Path, model_dir: Path,
-             out: Path) -> dict[str, Any]:
-    """Score the test split with the model in `model_dir`; write metrics and per-image scores to `out`."""
+             out: Path, *, roc_csv: Path | None = None, pro_csv: Path | None = None,
+             maps_out: Path | None = None) -> dict[str, Any]:
+    """Score the test split with the model in `model_dir`; write metrics and per-image scores to `out`.
+
+    Optionally also the ROC and PRO curves as CSV (DVC plots) and the anomaly maps of a few test
+    images (Figures 4 and 5).
+    """
     from miad.methods import get_method
 
     model = get_method(method).load(model_dir, device=params.active.train.device)
@@ -53,6 +107,14 @@ def evaluate(params: Params, method: str, variant: str, scenario: str, renders: 
         "images": [{"stem": e.stem, "label": e.label, "defect_type": e.defect_type, "score": float(s)}
                    for e, s in zip(dataset.entries, scores, strict=True)],
     }
+    if roc_csv is not None:
+        fpr, tpr, _ = metrics.roc_curve_points(scores, labels)
+        write_curves(roc_csv, {"fpr": fpr, "tpr": tpr})
+    if pro_csv is not None:
+        pro_fpr, pro = pro_curve_points(maps, masks, params.active.evaluate.aupro_fpr_limit)
+        write_curves(pro_csv, {"fpr": pro_fpr, "pro": pro})
+    if maps_out is not None:
+        write_maps(maps_out, dataset, maps, figure_indices(labels))
     dataset.close()
     write_json_atomic(out, result)
     return result

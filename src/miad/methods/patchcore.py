@@ -1,0 +1,208 @@
+"""PatchCore (Roth et al. 2022) as anomalib configures it by default, which the paper used (Appendix 6.2).
+
+Training: backbone feature maps at `config.layers` are each smoothed with a 3x3 average pool
+(stride 1, padding 1), resized bilinearly to the first map's size and concatenated over channels;
+every patch embedding of every training image goes into a memory bank, which greedy k-center
+coreset selection (on a sparse random projection, as anomalib) shrinks to `coreset_ratio`.
+Inference: the anomaly map is each test patch's Euclidean distance to its nearest memory-bank entry.
+
+Image score: anomalib re-weights the max patch distance with the `num_neighbors` nearest memory-bank
+entries; the paper scores every method by the max of its anomaly map, and so do we (the base class
+enforces it). `num_neighbors` stays in the config for fidelity with anomalib's settings but is unused.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from miad.backbones import (
+    create_feature_extractor,
+    feature_channels,
+    normalization,
+    weights_sha256,
+)
+from miad.config import PatchCoreConfig
+from miad.methods.base import AnomalyMethod
+from miad.seeding import derive_seed, rng_for, torch_seed
+
+POOL_KERNEL = 3  # local neighbourhood aggregation (anomalib: AvgPool2d(3, 1, 1))
+PROJECTION_EPS = 0.9  # Johnson-Lindenstrauss eps of anomalib's SparseRandomProjection
+CDIST_CHUNK_ELEMENTS = 2**24  # max query x bank distances held at once (64 MiB of float32)
+PROGRESS_MIN_BATCHES = 10  # show a progress bar from this many batches on
+PROGRESS_MIN_CORESET = 5000  # ... and from this many coreset iterations on
+
+
+def local_aggregate(features: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Average-pool each (B, C_i, h_i, w_i) map, resize to the first map's size, concatenate -> (B, sum C_i, h, w)."""
+    pooled = [F.avg_pool2d(f, POOL_KERNEL, stride=1, padding=POOL_KERNEL // 2) for f in features]
+    size = pooled[0].shape[-2:]
+    resized = [
+        p if p.shape[-2:] == size else F.interpolate(p, size=size, mode="bilinear", align_corners=False) for p in pooled
+    ]
+    return torch.cat(resized, dim=1)  # (B, C, h, w)
+
+
+def jl_min_dim(n_samples: int, eps: float = PROJECTION_EPS) -> int:
+    """Johnson-Lindenstrauss dimension for `n_samples` points at distortion `eps` (as sklearn computes it)."""
+    return int(4 * math.log(n_samples) / (eps**2 / 2 - eps**3 / 3))
+
+
+def sparse_random_projection(n_features: int, n_samples: int, generator: torch.Generator) -> torch.Tensor:
+    """(D, k) Achlioptas/Li sparse projection (density 1/sqrt(D)), as anomalib; identity if k >= D."""
+    n_components = jl_min_dim(n_samples)
+    if n_components >= n_features:
+        return torch.eye(n_features)
+    density = 1 / math.sqrt(n_features)
+    nonzero = torch.rand(n_features, n_components, generator=generator) < density
+    signs = torch.where(torch.rand(n_features, n_components, generator=generator) < 0.5, -1.0, 1.0)
+    return nonzero * signs * math.sqrt(1 / density) / math.sqrt(n_components)  # (D, k)
+
+
+def greedy_coreset(features: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of `size` rows of (N, D) `features` chosen by greedy k-center, started at a random row.
+
+    As anomalib: the random start only seeds the distances; the first pick is the row farthest from it.
+    """
+    n = features.shape[0]
+    sq_norms = features.pow(2).sum(dim=1)  # (N,)
+    min_dist = torch.full((n,), math.inf, device=features.device)
+    selected = torch.empty(size, dtype=torch.long, device=features.device)
+    idx = torch.randint(n, (1,), generator=generator).to(features.device)  # (1,)
+    for i in tqdm(range(size), desc="coreset", disable=size < PROGRESS_MIN_CORESET, leave=False):
+        center = features.index_select(0, idx)[0]  # (D,)
+        dist = (sq_norms - 2 * (features @ center) + sq_norms.index_select(0, idx)).clamp_min_(0)  # (N,)
+        torch.minimum(min_dist, dist, out=min_dist)
+        idx = torch.argmax(min_dist).view(1)
+        selected[i : i + 1] = idx
+    return selected
+
+
+def nearest_distances(queries: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance of each (Q, D) query to its nearest (M, D) bank row -> (Q,), in bounded chunks."""
+    bank_chunk = min(bank.shape[0], CDIST_CHUNK_ELEMENTS)
+    query_chunk = max(1, CDIST_CHUNK_ELEMENTS // bank_chunk)
+    out = torch.empty(queries.shape[0], dtype=queries.dtype, device=queries.device)
+    for q in range(0, queries.shape[0], query_chunk):
+        rows = queries[q : q + query_chunk]
+        best = torch.full((rows.shape[0],), math.inf, dtype=queries.dtype, device=queries.device)
+        for b in range(0, bank.shape[0], bank_chunk):
+            dist = torch.cdist(rows, bank[b : b + bank_chunk])  # (q, m)
+            best = torch.minimum(best, dist.min(dim=1).values)
+        out[q : q + rows.shape[0]] = best
+    return out
+
+
+class PatchCore(AnomalyMethod):
+    """Memory bank of locally aggregated mid-level features; anomaly = distance to the nearest patch."""
+
+    name: ClassVar[str] = "patchcore"
+    config_class: ClassVar[type] = PatchCoreConfig
+    config: PatchCoreConfig
+
+    def __init__(self, config: PatchCoreConfig, seed: int, device: str = "cpu") -> None:
+        super().__init__(config, seed, device)
+        self.extractor = create_feature_extractor(config.backbone, config.weights, config.layers).to(device)
+        self.embedding_dim = sum(feature_channels(self.extractor))
+        self._mean_std = normalization(config.backbone)
+        self.memory_bank: torch.Tensor | None = None  # (M, C)
+        self.projection: torch.Tensor | None = None  # (C, k), used for coreset selection
+        self.info: dict[str, Any] = {}
+
+    @property
+    def input_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size
+
+    @property
+    def normalization(self) -> tuple[Sequence[float], Sequence[float]]:
+        return self._mean_std
+
+    def _generator(self, purpose: str) -> torch.Generator:
+        return torch.Generator().manual_seed(torch_seed(derive_seed(self.seed, self.name, purpose)))
+
+    def embed(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) normalised images -> (B, C, h, w) patch embeddings."""
+        return local_aggregate(self.extractor(batch))
+
+    @torch.no_grad()
+    def _fit(self, images: list[np.ndarray]) -> None:
+        limit = self.config.max_train_images
+        if limit is not None and len(images) > limit:  # paper Appendix 6.2: a random 2000 of the training set
+            keep = np.sort(rng_for(self.seed, self.name, "train_subset").choice(len(images), limit, replace=False))
+            images = [images[i] for i in keep]
+        n_batches = self._n_batches(len(images))
+        embeddings, feature_size = [], [0, 0]
+        for batch in tqdm(
+            self._batches(images),
+            total=n_batches,
+            desc="patchcore features",
+            disable=n_batches < PROGRESS_MIN_BATCHES,
+            leave=False,
+        ):
+            emb = self.embed(batch)  # (B, C, h, w)
+            feature_size = list(emb.shape[-2:])
+            embeddings.append(emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1]))  # (B*h*w, C)
+        bank = torch.cat(embeddings)  # (N, C)
+        del embeddings
+        n_patches = int(bank.shape[0])
+        self.projection = sparse_random_projection(bank.shape[1], bank.shape[0], self._generator("projection"))
+        if self.config.coreset_ratio < 1.0:
+            size = max(1, int(bank.shape[0] * self.config.coreset_ratio))
+            projected = bank @ self.projection.to(bank.device)  # (N, k)
+            keep_rows = greedy_coreset(projected, size, self._generator("coreset"))
+            del projected
+            bank = bank.index_select(0, keep_rows)  # (M, C)
+        self.memory_bank = bank.contiguous()
+        self.info = {
+            "n_train_images": len(images),
+            "n_patches": n_patches,
+            "feature_size": feature_size,
+            "memory_bank_size": int(bank.shape[0]),
+            "backbone_sha256": weights_sha256(self.config.backbone, self.config.weights),
+        }
+
+    def _anomaly_maps(self, batch: torch.Tensor) -> torch.Tensor:
+        assert self.memory_bank is not None  # the base class checks fitted
+        emb = self.embed(batch)  # (B, C, h, w)
+        b, c, h, w = emb.shape
+        queries = emb.permute(0, 2, 3, 1).reshape(-1, c)  # (B*h*w, C)
+        return nearest_distances(queries, self.memory_bank).view(b, h, w)  # (B, h, w)
+
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        assert self.memory_bank is not None and self.projection is not None
+        return {"memory_bank": self.memory_bank, "projection": self.projection}
+
+    def _state_extra(self) -> dict[str, Any]:
+        return dict(self.info)
+
+    def _load_state(self, tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:
+        missing = {"memory_bank", "projection"} - set(tensors)
+        if missing:
+            raise ValueError(f"{self.name}: saved state lacks tensors {sorted(missing)}")
+        bank = tensors["memory_bank"]
+        if bank.ndim != 2 or bank.shape[1] != self.embedding_dim:
+            raise ValueError(
+                f"{self.name}: memory bank of shape {tuple(bank.shape)} does not fit backbone "
+                f"{self.config.backbone} layers {self.config.layers} ({self.embedding_dim} channels)"
+            )
+        digest = weights_sha256(self.config.backbone, self.config.weights)
+        if extra.get("backbone_sha256") not in (None, digest):
+            warnings.warn(
+                f"{self.name}: backbone weights {self.config.weights} differ from those used in training "
+                f"(sha256 {digest[:12]} != {extra['backbone_sha256'][:12]}); predictions will not reproduce",
+                stacklevel=3,
+            )
+        self.memory_bank = bank.to(self.device).contiguous()
+        self.projection = tensors["projection"].to(self.device)
+        self.info = dict(extra)

@@ -1,0 +1,180 @@
+"""Render one scenario: build its scene once, then turn each SamplePlan into a RenderedSample.
+
+Every random draw of an image comes from `np.random.default_rng(plan.seed)`, split into independent streams for
+the viewpoint, the defect and the light, so the same plan rendered with its defect switched off shows the same
+view under the same light. Cycles' own seed is set from the plan too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from miad.catalog import FACTOR_NAMES, IMPLEMENTED_FACTORS
+from miad.config import RenderConfig
+from miad.render import bproc as bproc_boot
+from miad.render.factors import Viewpoint, fixed_viewpoint, sample_viewpoint
+from miad.render.plan import GOOD, RenderedSample, SamplePlan
+from miad.render.scenarios import SCENE_BUILDERS
+
+MAX_VIEW_ATTEMPTS = 20  # re-draws of viewpoint and defect until the defect shows
+PROBE_RESOLUTION = 128  # rays per image side for the visibility check: the same decision at every resolution
+MIN_VISIBLE_DEFECT_PIXELS = 5  # at PROBE_RESOLUTION; about the paper's 0.04% of a 128 x 128 frame
+MASK_ON = 255
+
+
+class ScenarioRenderer:
+    """Renders plans of one scenario with the given uncontrolled factors.
+
+    One renderer is live per process: building a new one clears the scene of the previous one.
+    """
+
+    def __init__(self, scenario: str, factors: tuple[str, ...], render_cfg: RenderConfig, temp_dir: Path) -> None:
+        for factor in factors:
+            if factor not in FACTOR_NAMES:
+                raise ValueError(f"unknown factor {factor!r}; known: {list(FACTOR_NAMES)}")
+            if factor not in IMPLEMENTED_FACTORS:
+                raise NotImplementedError(
+                    f"uncontrolled factor {factor!r} is not implemented by the renderer yet "
+                    f"(implemented: {list(IMPLEMENTED_FACTORS)})"
+                )
+        if scenario not in SCENE_BUILDERS:
+            raise ValueError(f"no scene builder for scenario {scenario!r}; renderable: {sorted(SCENE_BUILDERS)}")
+        self.scenario = scenario
+        self.factors = tuple(factors)
+        self.render_cfg = render_cfg
+        self.last_category_map: np.ndarray | None = None  # (H, W) segmentation of the last render, for checks
+
+        # BlenderProc once per process, a clean scene, then the scenario's static scene
+        self._bproc = bproc_boot.bproc_module(Path(temp_dir))
+        bproc_boot.init_scene(render_cfg)
+        self._generation = bproc_boot.scene_generation()
+        self._builder = SCENE_BUILDERS[scenario](self._bproc)
+        self.defect_category_id = self._builder.defect_category_id  # segmentation id of defect pixels
+        self._bproc.camera.set_intrinsics_from_blender_params(
+            lens=math.radians(self._builder.camera_fov_deg),
+            image_width=render_cfg.resolution,
+            image_height=render_cfg.resolution,
+            lens_unit="FOV",
+        )
+        self._bproc.renderer.enable_segmentation_output(map_by=["category_id"], default_values={"category_id": 0})
+
+    @property
+    def is_live(self) -> bool:
+        """False once a newer ScenarioRenderer in this process has cleared this one's scene."""
+        return self._generation == bproc_boot.scene_generation()
+
+    def render(self, plan: SamplePlan, defect_override: str | None = None) -> RenderedSample:
+        """Render `plan`, or with `defect_override` show another defect type (GOOD: the same image without its defect).
+
+        A defective plan rendered with GOOD keeps its view and light exactly, so the two images differ only where the
+        defect is. The record then says what was shown (defect None).
+        """
+        if not self.is_live:
+            raise RuntimeError("this renderer's scene was cleared by a newer ScenarioRenderer in the same process")
+        shown = plan.defect_type if defect_override is None else defect_override
+        for kind in {plan.defect_type, shown} - {GOOD}:
+            if kind not in self._builder.defect_types:
+                raise ValueError(f"{self.scenario} has no defect type {kind!r}; known: {self._builder.defect_types}")
+        view_rng, defect_rng, light_rng = np.random.default_rng(plan.seed).spawn(3)
+
+        # Viewpoint and defect: the defect placed by the plan decides the view, even if another one is shown
+        placed = plan.defect_type if plan.defect_type != GOOD else shown
+        viewpoint, defect = self._place(plan, placed, view_rng, defect_rng)
+        if shown == GOOD:
+            self._builder.clear_defect()
+            defect = None
+        light = self._builder.place_lights(light_rng, viewpoint)
+
+        # Render colours and segmentation in one call, timed, quiet on stdout
+        bproc_boot.set_seed(plan.seed)
+        with bproc_boot.quiet_stdout():
+            start = time.perf_counter()
+            data = self._bproc.renderer.render()
+            cycles_seconds = time.perf_counter() - start
+        colors = np.asarray(data["colors"][0])
+        if colors.dtype != np.uint8:
+            raise RuntimeError(f"expected 8-bit colours from BlenderProc, got {colors.dtype}")
+        image = np.ascontiguousarray(colors[..., :3])  # (H, W, 3)
+        categories = np.asarray(data["category_id_segmaps"][0]).astype(np.int64)  # (H, W)
+        self.last_category_map = categories
+        mask = np.where(categories == self._builder.defect_category_id, MASK_ON, 0).astype(np.uint8)  # (H, W)
+        defect_pixels = int(np.count_nonzero(mask))
+        if (defect is None) != (defect_pixels == 0):
+            raise RuntimeError(f"{plan.stem}: defect {defect} but {defect_pixels} defect pixels in the mask")
+        record = {
+            "camera": viewpoint.to_record(),
+            "factors": {
+                **{f: f in self.factors for f in FACTOR_NAMES},
+                "viewpoint_range": self._builder.viewpoint_range.to_record(),
+            },
+            "light": light,
+            "defect": defect,
+            "defect_pixels": defect_pixels,
+        }
+        return RenderedSample(image=image, mask=mask, record=record, cycles_seconds=cycles_seconds)
+
+    def _place(
+        self, plan: SamplePlan, defect_type: str, view_rng: np.random.Generator, defect_rng: np.random.Generator
+    ) -> tuple[Viewpoint, dict[str, Any] | None]:
+        """Pose the camera and place the defect, re-drawing both until the defect is visible (bounded)."""
+        vrange = self._builder.viewpoint_range
+        for attempt in range(1, MAX_VIEW_ATTEMPTS + 1):
+            viewpoint = (
+                sample_viewpoint(view_rng, vrange, plan.split) if "uv" in self.factors else fixed_viewpoint(vrange)
+            )
+            self._set_camera(viewpoint)
+            if defect_type == GOOD:
+                self._builder.clear_defect()
+                return viewpoint, None
+            defect = self._builder.place_defect(defect_rng, defect_type, viewpoint)
+            visible = self._visible_pixels(self._builder.defect_objects())
+            if visible >= MIN_VISIBLE_DEFECT_PIXELS:
+                return viewpoint, {**defect, "view_attempts": attempt, "probe_pixels": visible}
+        raise RuntimeError(
+            f"{plan.stem} (seed {plan.seed}): defect {defect_type!r} not visible after "
+            f"{MAX_VIEW_ATTEMPTS} viewpoint draws"
+        )
+
+    def _set_camera(self, viewpoint: Viewpoint) -> None:
+        """One camera pose (frame 0) looking at the point of interest."""
+        location, target = np.asarray(viewpoint.location), np.asarray(viewpoint.look_at)
+        rotation = self._bproc.camera.rotation_from_forward_vec(target - location)
+        self._bproc.utility.reset_keyframes()
+        self._bproc.camera.add_camera_pose(self._bproc.math.build_transformation_mat(location, rotation))
+
+    def _visible_pixels(self, objects: list[Any]) -> int:
+        """Probe pixels (PROBE_RESOLUTION grid) where a camera ray hits one of `objects` first."""
+        import bpy
+        from bpy_extras.object_utils import world_to_camera_view
+        from mathutils import Vector
+
+        scene, camera = bpy.context.scene, bpy.context.scene.camera
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        names = {obj.name for obj in objects}
+        # Probe only the pixels inside the objects' projected bounding boxes
+        corners = [
+            world_to_camera_view(scene, camera, obj.matrix_world @ Vector(c))
+            for obj in objects
+            if len(obj.data.vertices)
+            for c in obj.bound_box
+        ]
+        if not corners:
+            return 0
+        uv = np.clip(np.array([(c.x, c.y) for c in corners]), 0.0, 1.0)  # (N, 2), origin bottom left
+        lo = np.floor(uv.min(axis=0) * PROBE_RESOLUTION).astype(int)
+        hi = np.minimum(np.ceil(uv.max(axis=0) * PROBE_RESOLUTION).astype(int), PROBE_RESOLUTION)
+        frame = [camera.matrix_world @ v for v in camera.data.view_frame(scene=scene)]  # TR, BR, BL, TL
+        origin = camera.matrix_world.translation
+        hits = 0
+        for px in range(lo[0], hi[0]):
+            for py in range(lo[1], hi[1]):
+                u, v = (px + 0.5) / PROBE_RESOLUTION, (py + 0.5) / PROBE_RESOLUTION
+                point = frame[2] + (frame[1] - frame[2]) * u + (frame[3] - frame[2]) * v
+                found, _, _, _, hit, _ = scene.ray_cast(depsgraph, origin, (point - origin).normalized())
+                hits += bool(found and hit.name in names)
+        return hits
