@@ -36,10 +36,12 @@ test-fast: setup  ## the tests not marked slow
 
 lint: setup  ## ruff on the code, hadolint on the Dockerfiles
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/hadolint docker/Dockerfile docker/Dockerfile.cpu
 
 bench: setup  ## benchmarks -> results/bench/*.json
 	$(BIN)/python benchmarks/bench_metrics.py --out results/bench/metrics.json
+	$(BIN)/python benchmarks/bench_methods.py --out results/bench/methods.json
 	$(BIN)/python benchmarks/bench_pipeline.py --out results/bench/pipeline.json
 
 docker-build:  ## build the pinned CUDA image (needs a Docker engine)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +10,23 @@ import yaml
 
 from miad.config import Params, RenderConfig, load_params
 from miad.render.plan import RenderedSample, SamplePlan
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.project_copy import REPO, copy_project
 
 
 def tiny_params_dict(**render: int) -> dict:
     """params.yaml with the smoke profile shrunk to a few images (render keys overridable)."""
     data = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    data["smoke"]["render"].update({"resolution": 48, "samples": 4, "shard_size": 3, "n_train": 5,
-                                    "n_test_good": 3, "n_test_defective": 3, **render})
+    data["smoke"]["render"].update(
+        {
+            "resolution": 48,
+            "samples": 4,
+            "shard_size": 3,
+            "n_train": 5,
+            "n_test_good": 3,
+            "n_test_defective": 3,
+            **render,
+        }
+    )
     return data
 
 
@@ -64,22 +71,6 @@ def fake_factory():
 
     factory.made = made  # type: ignore[attr-defined]
     return factory
-
-
-def copy_project(target: Path) -> Path:
-    """Copy the project's sources (no venv, no git, no pipeline outputs, no DVC cache) to `target`."""
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        skip = {".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
-        skip |= {n for n in names if n.endswith(".egg-info")}
-        if Path(directory) == REPO:
-            skip |= {"renders", "models", "results", "data", "dvc.lock"}
-        if Path(directory) == REPO / ".dvc":
-            skip |= {"tmp", "cache"}
-        return skip & set(names)
-
-    shutil.copytree(REPO, target, ignore=ignore)
-    return target
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import copy_project, tiny_params_dict
+from tests.conftest import tiny_params_dict
+from tests.project_copy import copy_project
 
 pytestmark = pytest.mark.slow
 
@@ -33,28 +34,47 @@ def run(cmd: list[str], cwd: Path) -> str:
 def reproduce(repo: Path) -> str:
     run(["git", "init", "-q"], repo)
     params = tiny_params_dict(resolution=96, samples=4, n_train=8, n_test_good=4, n_test_defective=4, shard_size=4)
-    params["smoke"]["train"]["patchcore"]["image_size"] = 64
+    for config in params["smoke"]["train"].values():
+        if isinstance(config, dict):  # every method: 64 px, two epochs
+            config["image_size"] = 64
+            config.update({"epochs": 2} if "epochs" in config else {})
+    params["smoke"]["train"]["draem"]["lr_milestones"] = [1]
+    params["smoke"]["train"]["uniad"].update(feature_size=4, lr_drop_epoch=1)
+    params["table7"].update(fractions=[0.5], uncapped_fractions=[0.5, 1.0])
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     run(["miad", "assets", "restore"], repo)
     return run(["dvc", "repro"], repo)
 
 
 def outputs(repo: Path) -> dict[str, bytes]:
-    paths = [*repo.glob("renders/**/*"), *repo.glob("models/**/*"), repo / "results" / "metrics.json",
-             *repo.glob("results/runs/**/*.json"), *repo.glob("results/tables/*")]
+    paths = [
+        *repo.glob("renders/**/*"),
+        *repo.glob("models/**/*"),
+        repo / "results" / "metrics.json",
+        *repo.glob("results/runs/**/*.json"),
+        *repo.glob("results/tables/*"),
+    ]
     return {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted(paths) if p.is_file()}
 
 
 def test_smoke_pipeline_end_to_end_and_deterministic(repo_copy: Path, tmp_path: Path):
     reproduce(repo_copy)
-    for name in ("table3.md", "table3.csv", "table4.md", "table4.csv"):
-        assert (repo_copy / "results" / "tables" / name).is_file()
-    assert (repo_copy / "results" / "figures" / "figure2_samples.png").stat().st_size > 1000
+    for table in ("table3", "table4", "table5", "table6", "table7"):
+        for suffix in ("md", "csv", "tex"):
+            assert (repo_copy / "results" / "tables" / f"{table}.{suffix}").is_file()
+    for figure in ("figure2_samples", "figure4_anomaly_maps", "figure5_more_maps"):
+        assert (repo_copy / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
     metrics = json.loads((repo_copy / "results" / "metrics.json").read_text())
-    pc = metrics["main/electrical_insulator"]["patchcore"]
-    assert set(pc) == {"image_auroc", "recall_at_fpr", "aupro", "pixel_auroc"}
+    main = metrics["main/electrical_insulator"]
+    assert set(main) == {"rd", "patchcore", "fastflow", "draem", "ae", "uniad"}
+    assert set(main["patchcore"]) == {"image_auroc", "recall_at_fpr", "aupro", "pixel_auroc"}
     table3 = (repo_copy / "results" / "tables" / "table3.md").read_text()
-    assert f"{pc['image_auroc']:.2f} / 0.55" in table3 and "— / 0.68" in table3
+    for method, paper in (("patchcore", "0.55"), ("rd", "0.68"), ("uniad", "0.50")):
+        assert f"{main[method]['image_auroc']:.2f} / {paper}" in table3
+    assert "— / 0.91" in table3  # metal welding is not rendered: its cells stay empty
+    table7 = (repo_copy / "results" / "tables" / "table7.md").read_text()
+    assert f"{metrics['table7/0.5/main/electrical_insulator']['draem']['image_auroc']:.2f} / " in table7
+    assert (repo_copy / "results" / "plots" / "roc" / "fastflow" / "main" / "electrical_insulator.csv").is_file()
 
     again = run(["dvc", "repro"], repo_copy)
     assert "Running stage" not in again

@@ -41,7 +41,8 @@ def test_rerun_skips_finished_shards_and_is_byte_identical(tmp_path, tiny_params
     fresh = tmp_path / "fresh"
     render_dataset(tiny_params, "main", SCENARIO, fresh, renderer_factory=fake_factory, progress=False)
     assert {p.relative_to(renders): b for p, b in files.items()} == {
-        p.relative_to(fresh): p.read_bytes() for p in sorted(fresh.rglob("*")) if p.is_file()}
+        p.relative_to(fresh): p.read_bytes() for p in sorted(fresh.rglob("*")) if p.is_file()
+    }
 
 
 def test_corrupt_shard_is_rendered_again(tmp_path, tiny_params, fake_factory):
@@ -86,8 +87,9 @@ def test_changed_params_rerender_and_stale_shards_go(tmp_path, tiny_params, fake
     render_dataset(tiny_params, "main", SCENARIO, renders, renderer_factory=fake_factory, progress=False)
     path = tmp_path / "smaller.yaml"
     path.write_text(yaml.safe_dump(tiny_params_dict(n_train=2, samples=8)), encoding="utf-8")
-    report = render_dataset(load_params(path), "main", SCENARIO, renders, renderer_factory=fake_factory,
-                            progress=False)
+    report = render_dataset(load_params(path), "main", SCENARIO, renders, renderer_factory=fake_factory, progress=False)
     assert report.skipped_shards == 0  # samples changed: every spec hash changed
     assert sorted(p.name for p in (renders / "main" / SCENARIO / "train").iterdir()) == [
-        "manifest.json", "shard-00000.zip"]
+        "manifest.json",
+        "shard-00000.zip",
+    ]

@@ -1,4 +1,5 @@
-from miad.catalog import METHOD_NAMES, SCENARIOS
+from miad.catalog import SCENARIOS
+from miad.method_catalog import METHOD_NAMES
 from miad.reporting.tables import MISSING, main_table, paper_results, to_csv, to_latex, to_markdown
 
 
@@ -38,8 +39,11 @@ def test_full_mean_is_computed():
 def test_factor_table_layout_and_mean():
     from miad.reporting.tables import factor_table
 
-    results = {"uv/witness_mark": {m: {"image_auroc": 0.5, "recall_at_fpr": 0.1}
-                                   for m in ("rd", "patchcore", "fastflow", "draem")}}
+    results = {
+        "uv/witness_mark": {
+            m: {"image_auroc": 0.5, "recall_at_fpr": 0.1} for m in ("rd", "patchcore", "fastflow", "draem")
+        }
+    }
     table = factor_table("table6", "witness_mark", results)
     assert table.cell("uv", "patchcore", "image_auroc").text() == "0.50 / 1.00 (-0.50)"
     assert table.cell("uv", "mean", "recall_at_fpr").text() == "0.10 / 0.30 (-0.20)"
@@ -51,7 +55,8 @@ def test_factor_table_layout_and_mean():
 def test_size_table_keeps_paper_gaps():
     from miad.reporting.tables import size_table
 
-    results = {0.4: {"main/electrical_insulator": {"patchcore_uncapped": {"image_auroc": 0.6}}}}
+    results = {f: {} for f in (0.1, 0.2, 0.8, 1.0)}
+    results[0.4] = {"main/electrical_insulator": {"patchcore_uncapped": {"image_auroc": 0.6}}}
     table = size_table(results)
     assert table.cell("0.4", "patchcore", "electrical_insulator").text() == f"{MISSING} / {MISSING}"
     assert table.cell("0.4", "patchcore_uncapped", "electrical_insulator").text() == f"0.60 / {MISSING}"

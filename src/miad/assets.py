@@ -130,8 +130,11 @@ def compare(root: Path, pinned: dict[str, str]) -> list[str]:
     actual = listing(root)
     problems = [f"missing: {name}" for name in sorted(set(pinned) - set(actual))]
     problems += [f"unexpected: {name}" for name in sorted(set(actual) - set(pinned))]
-    problems += [f"differs: {name} (md5 {actual[name][:8]}, pinned {pinned[name][:8]})"
-                 for name in sorted(set(actual) & set(pinned)) if actual[name] != pinned[name]]
+    problems += [
+        f"differs: {name} (md5 {actual[name][:8]}, pinned {pinned[name][:8]})"
+        for name in sorted(set(actual) & set(pinned))
+        if actual[name] != pinned[name]
+    ]
     return problems
 
 

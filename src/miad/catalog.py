@@ -1,4 +1,4 @@
-"""What MIAD is made of, as data: scenarios (paper Table 2), dataset variants and method names.
+"""What MIAD's data is made of: scenarios (paper Table 2), uncontrolled factors and dataset variants.
 
 Imports nothing heavy, so config validation, the renderer and the report all read the same facts.
 A scenario listed here is known to the report (its paper row exists); `RENDERABLE` says which ones
@@ -28,20 +28,47 @@ class ScenarioInfo:
 SCENARIOS: dict[str, ScenarioInfo] = {
     s.key: s
     for s in (
-        ScenarioInfo("electrical_insulator", "Electrical Insulator", "surface", ("uv", "ub", "us"), "night",
-                     ("broken_shed",), 0.0004),
-        ScenarioInfo("metal_welding", "Metal Welding", "surface", ("uv", "us"), "day",
-                     ("porosity", "crack"), 0.0010),
-        ScenarioInfo("photovoltaic_module", "Photovoltaic Module", "surface", ("uv",), "day",
-                     ("cell_crack", "snail_trail", "hot_spot"), 0.0011),
-        ScenarioInfo("wind_turbine", "Wind Turbine", "surface", ("uv", "ub", "us"), "day",
-                     ("erosion",), 0.0005),
-        ScenarioInfo("catenary_dropper", "Catenary Dropper", "logical", ("uv", "ub"), "day",
-                     ("missing_dropper", "broken_dropper", "loose_clamp"), 0.0037),
-        ScenarioInfo("nut_and_bolt", "Nut and Bolt", "logical", ("uv", "ub"), "night",
-                     ("missing_nut", "loose_nut", "missing_washer"), 0.0036),
-        ScenarioInfo("witness_mark", "Witness Mark", "logical", ("uv", "ub", "us"), "day",
-                     ("misaligned_mark",), 0.0070),
+        ScenarioInfo(
+            "electrical_insulator",
+            "Electrical Insulator",
+            "surface",
+            ("uv", "ub", "us"),
+            "night",
+            ("broken_shed",),
+            0.0004,
+        ),
+        ScenarioInfo("metal_welding", "Metal Welding", "surface", ("uv", "us"), "day", ("porosity", "crack"), 0.0010),
+        ScenarioInfo(
+            "photovoltaic_module",
+            "Photovoltaic Module",
+            "surface",
+            ("uv",),
+            "day",
+            ("cell_crack", "snail_trail", "hot_spot"),
+            0.0011,
+        ),
+        ScenarioInfo("wind_turbine", "Wind Turbine", "surface", ("uv", "ub", "us"), "day", ("erosion",), 0.0005),
+        ScenarioInfo(
+            "catenary_dropper",
+            "Catenary Dropper",
+            "logical",
+            ("uv", "ub"),
+            "day",
+            ("missing_dropper", "broken_dropper", "loose_clamp"),
+            0.0037,
+        ),
+        ScenarioInfo(
+            "nut_and_bolt",
+            "Nut and Bolt",
+            "logical",
+            ("uv", "ub"),
+            "night",
+            ("missing_nut", "loose_nut", "missing_washer"),
+            0.0036,
+        ),
+        ScenarioInfo(
+            "witness_mark", "Witness Mark", "logical", ("uv", "ub", "us"), "day", ("misaligned_mark",), 0.0070
+        ),
     )
 }
 SCENARIO_NAMES = tuple(SCENARIOS)
@@ -64,19 +91,6 @@ VARIANT_FACTORS: dict[str, tuple[str, ...] | None] = {
 }
 VARIANT_NAMES = tuple(VARIANT_FACTORS)
 ABLATION_SCENARIOS = ("electrical_insulator", "witness_mark")  # the only scenarios with ablation variants
-
-METHOD_NAMES = ("rd", "patchcore", "fastflow", "draem", "ae", "uniad")  # the paper's column order
-# Methods with an implementation in miad.methods (a test checks this against the registry).
-TRAINABLE = ("patchcore", "rd", "uniad", "fastflow", "ae", "draem")
-UNIFIED = ("uniad",)  # methods that train one model on all scenarios together
-METHOD_TITLES = {
-    "rd": "RD",
-    "patchcore": "PatchCore",
-    "fastflow": "FastFlow",
-    "draem": "DRAEM",
-    "ae": "AE",
-    "uniad": "UniAD",
-}
 
 
 def factors_for(variant: str, scenario: str) -> tuple[str, ...]:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from miad.atomic import write_json_atomic
-from miad.catalog import RENDERABLE, TRAINABLE, VARIANT_NAMES
+from miad.catalog import RENDERABLE, VARIANT_NAMES
 from miad.config import PROFILES, ConfigError, Params, load_params
+from miad.method_catalog import TRAINABLE
 
 DESCRIPTION = """\
 MIAD reproducibility bundle: render a MIAD-like dataset with BlenderProc, train the benchmarked
@@ -46,11 +49,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     params = _params(args)
     report = render_dataset(params, args.variant, args.scenario, Path(args.renders), progress=not args.no_progress)
     share = report.cycles_seconds / report.wall_seconds if report.wall_seconds else 0.0
-    print(f"{args.variant}/{args.scenario}: {report.rendered_images} images rendered in "
-          f"{report.rendered_shards} shards, {report.skipped_shards} shards already done; "
-          f"{report.wall_seconds:.1f}s wall, {100 * share:.0f}% inside Cycles", file=sys.stderr)
+    print(
+        f"{args.variant}/{args.scenario}: {report.rendered_images} images rendered in "
+        f"{report.rendered_shards} shards, {report.skipped_shards} shards already done; "
+        f"{report.wall_seconds:.1f}s wall, {100 * share:.0f}% inside Cycles",
+        file=sys.stderr,
+    )
     if args.stats_json:
         write_json_atomic(Path(args.stats_json), report.as_dict())
+    args.timing_extra = report.as_dict()
     return 0
 
 
@@ -72,8 +79,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for line in problems:
         print(line)
     if problems:
-        print(f"{len(problems)} problem(s): re-render with `dvc repro` (broken shards are rendered again)",
-              file=sys.stderr)
+        print(
+            f"{len(problems)} problem(s): re-render with `dvc repro` (broken shards are rendered again)",
+            file=sys.stderr,
+        )
     return 1 if problems else 0
 
 
@@ -137,18 +146,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.all_scenarios == bool(args.scenario):
         raise UserError("give --scenario (repeatable) or --all-scenarios, not both and not neither")
     scenarios = list(params.scenarios) if args.all_scenarios else args.scenario
-    train(params, args.method, args.variant, scenarios, Path(args.renders), Path(args.out),
-          fraction=args.fraction, uncapped=args.no_cap)
+    train(
+        params,
+        args.method,
+        args.variant,
+        scenarios,
+        Path(args.renders),
+        Path(args.out),
+        fraction=args.fraction,
+        uncapped=args.no_cap,
+    )
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from miad.stages.evaluate import evaluate
 
-    optional = {name: Path(value) if value else None for name, value in
-                (("roc_csv", args.roc_csv), ("pro_csv", args.pro_csv), ("maps_out", args.maps))}
-    result = evaluate(_params(args), args.method, args.variant, args.scenario, Path(args.renders),
-                      Path(args.model), Path(args.out), **optional)
+    optional = {
+        name: Path(value) if value else None
+        for name, value in (("roc_csv", args.roc_csv), ("pro_csv", args.pro_csv), ("maps_out", args.maps))
+    }
+    result = evaluate(
+        _params(args),
+        args.method,
+        args.variant,
+        args.scenario,
+        Path(args.renders),
+        Path(args.model),
+        Path(args.out),
+        **optional,
+    )
     print(json.dumps(result["metrics"], indent=1), file=sys.stderr)
     return 0
 
@@ -156,8 +183,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from miad.reporting.report import build_report
 
-    build_report(_params(args), Path(args.runs), Path(args.size_runs), Path(args.maps), Path(args.renders),
-                 Path(args.out))
+    build_report(
+        _params(args), Path(args.runs), Path(args.size_runs), Path(args.maps), Path(args.renders), Path(args.out)
+    )
     print(f"tables in {Path(args.out) / 'tables'}, figures in {Path(args.out) / 'figures'}", file=sys.stderr)
     return 0
 
@@ -185,8 +213,18 @@ def cmd_params(args: argparse.Namespace) -> int:
     from miad.config import to_dict
 
     params = _params(args)
-    print(json.dumps({"profile": params.profile, "seed": params.seed, "scenarios": params.scenarios,
-                      "methods": params.methods, params.profile: to_dict(params.active)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "profile": params.profile,
+                "seed": params.seed,
+                "scenarios": params.scenarios,
+                "methods": params.methods,
+                params.profile: to_dict(params.active),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -205,8 +243,9 @@ def _dataset_args(parser: argparse.ArgumentParser, *, scenario_required: bool = 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="miad", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="miad", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         "render": (cmd_render, "render one scenario's train/test shards (resumes; finished shards are skipped)"),
@@ -232,27 +271,43 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["verify"].add_argument("--renders", default="renders", help="root of rendered shards")
     parsers["export"].add_argument("directory", help="output folder (must not exist unless --force)")
     parsers["export"].add_argument("--layout", required=True, choices=["mvtec"], help="folder layout to write")
-    parsers["export"].add_argument("--scenario", action="append", choices=RENDERABLE,
-                                   help="scenario to export (repeatable; default: all in params)")
+    parsers["export"].add_argument(
+        "--scenario",
+        action="append",
+        choices=RENDERABLE,
+        help="scenario to export (repeatable; default: all in params)",
+    )
     parsers["export"].add_argument("--variant", default="main", choices=VARIANT_NAMES)
     parsers["export"].add_argument("--renders", default="renders")
     parsers["export"].add_argument("--force", action="store_true", help="replace an existing output folder")
-    parsers["assets"].add_argument("action", choices=["restore", "build", "check", "pin"],
-                                   help="restore: match data.dvc (pull or build); build: regenerate; "
-                                        "check: compare with data.dvc; pin: rebuild and rewrite data.dvc")
+    parsers["assets"].add_argument(
+        "action",
+        choices=["restore", "build", "check", "pin"],
+        help="restore: match data.dvc (pull or build); build: regenerate; "
+        "check: compare with data.dvc; pin: rebuild and rewrite data.dvc",
+    )
     parsers["assets"].add_argument("--data", default="data", help="asset folder (default: %(default)s)")
     parsers["assets"].add_argument("--dvc-file", default="data.dvc", help="DVC file pinning it")
     for name in ("train", "evaluate"):
         parsers[name].add_argument("--method", required=True, choices=TRAINABLE, help="method name")
-    parsers["train"].add_argument("--scenario", action="append", choices=RENDERABLE,
-                                  help="scenario whose train split to use (repeatable: a unified model)")
+    parsers["train"].add_argument(
+        "--scenario",
+        action="append",
+        choices=RENDERABLE,
+        help="scenario whose train split to use (repeatable: a unified model)",
+    )
     parsers["train"].add_argument("--all-scenarios", action="store_true", help="train on every scenario in params")
     parsers["train"].add_argument("--variant", default="main", choices=VARIANT_NAMES)
     parsers["train"].add_argument("--renders", default="renders", help="root of rendered shards")
-    parsers["train"].add_argument("--fraction", type=float, default=1.0,
-                                  help="train on this prefix of each training split (Table 7; default: 1.0)")
-    parsers["train"].add_argument("--no-cap", action="store_true",
-                                  help="ignore max_train_images (PatchCore's 2000-image cap)")
+    parsers["train"].add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="train on this prefix of each training split (Table 7; default: 1.0)",
+    )
+    parsers["train"].add_argument(
+        "--no-cap", action="store_true", help="ignore max_train_images (PatchCore's 2000-image cap)"
+    )
     parsers["train"].add_argument("--out", required=True, help="checkpoint folder to (re)write")
     _dataset_args(parsers["evaluate"])
     parsers["evaluate"].add_argument("--model", required=True, help="checkpoint folder written by `miad train`")
@@ -270,13 +325,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TIMINGS_ENV = "MIAD_TIMINGS"  # a JSONL file: every finished command appends its wall time (benchmarks/)
+
+
+def log_timing(args: argparse.Namespace, argv: Sequence[str] | None, seconds: float) -> None:
+    """Append {argv, seconds, extra} to $MIAD_TIMINGS when set, so a benchmark can time `dvc repro` stage by stage."""
+    target = os.environ.get(TIMINGS_ENV)
+    if target:
+        row = {
+            "argv": list(sys.argv[1:] if argv is None else argv),
+            "command": args.command,
+            "seconds": seconds,
+            "extra": getattr(args, "timing_extra", None),
+        }
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from miad.assets import AssetMismatchError
     from miad.data.shards import ShardError
 
     args = build_parser().parse_args(argv)
+    start = time.perf_counter()
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        log_timing(args, argv, time.perf_counter() - start)
+        return code
     except (UserError, ConfigError, ShardError, AssetMismatchError, FileNotFoundError, FileExistsError) as exc:
         print(f"miad {args.command}: error: {exc}", file=sys.stderr)
         return 2

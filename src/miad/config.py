@@ -116,7 +116,7 @@ class DraemConfig:
     augmentations_per_image: int = field(default=3, metadata=_range(1, 7))
     rotation_degrees: float = field(default=45.0, metadata=_range(0.0, 180.0))
     perlin_scale_min: int = field(default=0, metadata=_range(0, 10))  # Perlin grid 2**scale
-    perlin_scale_max: int = field(default=6, metadata=_range(0, 10))
+    perlin_scale_max: int = field(default=6, metadata=_range(0, 10))  # exclusive, as the original
     max_train_images: int | None = field(default=None, metadata=_range(1))
 
 
@@ -315,12 +315,14 @@ def to_dict(obj: Any) -> Any:
 _SHARED_KEYS = ("profile", "seed", "scenarios", "methods", "unified_methods", "table7")
 
 
-def _string_list(data: typing.Mapping[str, Any], key: str, allowed: typing.Collection[str], path: Path,
-                 *, may_be_empty: bool = False) -> tuple:
+def _string_list(
+    data: typing.Mapping[str, Any], key: str, allowed: typing.Collection[str], path: Path, *, may_be_empty: bool = False
+) -> tuple:
     value = data.get(key)
     if not isinstance(value, list) or not (value or may_be_empty) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{path}: {key}: expected a {'' if may_be_empty else 'non-empty '}list of names, "
-                          f"got {value!r}")
+        raise ConfigError(
+            f"{path}: {key}: expected a {'' if may_be_empty else 'non-empty '}list of names, got {value!r}"
+        )
     bad = [v for v in value if v not in allowed]
     if bad:
         raise ConfigError(f"{path}: {key}: unknown name(s) {bad}; allowed: {sorted(allowed)}")
@@ -329,8 +331,14 @@ def _string_list(data: typing.Mapping[str, Any], key: str, allowed: typing.Colle
     return tuple(value)
 
 
-def parse_params(data: Any, path: Path, *, scenarios: typing.Collection[str], methods: typing.Collection[str],
-                 unified: typing.Collection[str]) -> Params:
+def parse_params(
+    data: Any,
+    path: Path,
+    *,
+    scenarios: typing.Collection[str],
+    methods: typing.Collection[str],
+    unified: typing.Collection[str],
+) -> Params:
     """Validate the parsed YAML of a params file against the schema and the known names."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
@@ -364,20 +372,30 @@ def parse_params(data: Any, path: Path, *, scenarios: typing.Collection[str], me
         table7 = build(SizeStudyConfig, data["table7"] or {}, "table7")
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    for key, chosen, allowed in (("methods", table7.methods, chosen_methods),
-                                 ("scenarios", table7.scenarios, chosen_scenarios)):
+    for key, chosen, allowed in (
+        ("methods", table7.methods, chosen_methods),
+        ("scenarios", table7.scenarios, chosen_scenarios),
+    ):
         bad = [name for name in chosen if name not in allowed]
         if bad:
             raise ConfigError(f"{path}: table7.{key}: {bad} not in the top-level {key} list {list(allowed)}")
     if 1.0 in table7.fractions:
         raise ConfigError(f"{path}: table7.fractions: 1.0 is the main models' run; list fractions below 1")
-    return Params(profile=profile, seed=seed, scenarios=chosen_scenarios, methods=chosen_methods,
-                  unified_methods=chosen_unified, table7=table7, profiles=profiles)
+    return Params(
+        profile=profile,
+        seed=seed,
+        scenarios=chosen_scenarios,
+        methods=chosen_methods,
+        unified_methods=chosen_unified,
+        table7=table7,
+        profiles=profiles,
+    )
 
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> Params:
     """Read and validate params.yaml; `profile` overrides the file's `profile` key."""
-    from miad.catalog import RENDERABLE, TRAINABLE, UNIFIED
+    from miad.catalog import RENDERABLE
+    from miad.method_catalog import TRAINABLE, UNIFIED
 
     path = Path(path)
     if not path.is_file():

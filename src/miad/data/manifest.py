@@ -47,14 +47,17 @@ def build_manifest(split_directory: Path, header: Mapping[str, Any], shard_files
         records.append(ShardRecord(name, sha256_file(path), len(index.entries), index.spec_hash))
         labels.update(str(e.label) for e in index.entries)
         defects.update(e.defect_type for e in index.entries)
-    full = {**dict(header), "count": sum(r.count for r in records),
-            "label_counts": dict(sorted(labels.items())), "defect_counts": dict(sorted(defects.items()))}
+    full = {
+        **dict(header),
+        "count": sum(r.count for r in records),
+        "label_counts": dict(sorted(labels.items())),
+        "defect_counts": dict(sorted(defects.items())),
+    }
     return Manifest(full, tuple(records))
 
 
 def write_manifest(split_directory: Path, manifest: Manifest) -> None:
-    payload = {"format": MANIFEST_FORMAT, **dict(manifest.header),
-               "shards": [vars(s) for s in manifest.shards]}
+    payload = {"format": MANIFEST_FORMAT, **dict(manifest.header), "shards": [vars(s) for s in manifest.shards]}
     write_json_atomic(manifest_path(split_directory), payload)
 
 

@@ -87,8 +87,12 @@ class IndexEntry:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "stem": self.stem, "split": self.split, "label": self.label, "defect_type": self.defect_type,
-            "seed": self.seed, "sha256": {"image": self.image_sha256, "mask": self.mask_sha256},
+            "stem": self.stem,
+            "split": self.split,
+            "label": self.label,
+            "defect_type": self.defect_type,
+            "seed": self.seed,
+            "sha256": {"image": self.image_sha256, "mask": self.mask_sha256},
             **dict(self.record),
         }
 
@@ -99,8 +103,13 @@ class IndexEntry:
         if missing:
             raise ShardError(f"index row lacks {missing}")
         return cls(
-            stem=row["stem"], split=row["split"], label=int(row["label"]), defect_type=row["defect_type"],
-            seed=int(row["seed"]), image_sha256=row["sha256"]["image"], mask_sha256=row["sha256"]["mask"],
+            stem=row["stem"],
+            split=row["split"],
+            label=int(row["label"]),
+            defect_type=row["defect_type"],
+            seed=int(row["seed"]),
+            image_sha256=row["sha256"]["image"],
+            mask_sha256=row["sha256"]["mask"],
             record={k: v for k, v in row.items() if k not in fixed},
         )
 
@@ -168,8 +177,9 @@ def check_shard(path: Path, expected_spec_hash: str | None = None) -> list[str]:
         return [str(exc)]
     problems = []
     if expected_spec_hash is not None and index.spec_hash != expected_spec_hash:
-        problems.append(f"{path}: rendered for another spec ({index.spec_hash[:12]}, "
-                        f"expected {expected_spec_hash[:12]})")
+        problems.append(
+            f"{path}: rendered for another spec ({index.spec_hash[:12]}, expected {expected_spec_hash[:12]})"
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             for entry in index.entries:
@@ -205,8 +215,10 @@ class ShardReader:
         archive = self._open()
         image_png, mask_png = archive.read(entry.image_member), archive.read(entry.mask_member)
         if verify:
-            for member, data, expected in ((entry.image_member, image_png, entry.image_sha256),
-                                           (entry.mask_member, mask_png, entry.mask_sha256)):
+            for member, data, expected in (
+                (entry.image_member, image_png, entry.image_sha256),
+                (entry.mask_member, mask_png, entry.mask_sha256),
+            ):
                 if sha256_bytes(data) != expected:
                     raise ShardError(f"{self.path}!{member}: sha256 does not match the index")
         return decode_png(image_png, color=True), decode_png(mask_png, color=False)

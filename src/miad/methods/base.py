@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from miad.config import build, to_dict
-from miad.seeding import torch_seed
+from miad.seeding import rng_for, torch_seed
 
 GAUSSIAN_SIGMA = 4.0  # px at the output resolution; PatchCore's and anomalib's anomaly-map blur
 GAUSSIAN_TRUNCATE = 4.0  # kernel radius in sigmas: 2 * int(4 * sigma + 0.5) + 1 = 33 taps, as anomalib
@@ -250,10 +250,22 @@ class AnomalyMethod(ABC):
         """How many batches `_batches` yields for `n_images` images."""
         return math.ceil(n_images / self.batch_size)
 
+    def _training_subset(self, images: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        """A seeded random subset of `max_train_images` images when the config caps the training set.
+
+        The paper caps PatchCore at 2000 images (Appendix 6.2); every method honours the field. Drawn
+        before any image is decoded, so a capped run never loads the images it leaves out.
+        """
+        limit = getattr(self.config, "max_train_images", None)
+        if limit is None or len(images) <= limit:
+            return images
+        keep = np.sort(rng_for(self.seed, self.name, "train_subset").choice(len(images), limit, replace=False))
+        return [images[int(i)] for i in keep]
+
     @final
     def fit(self, images: Sequence[np.ndarray]) -> None:
         """Train on defect-free uint8 RGB (H, W, 3) images of any size; seeded and deterministic."""
-        checked = check_images(images, same_size=False)
+        checked = check_images(self._training_subset(images), same_size=False)
         torch.manual_seed(torch_seed(self.seed))
         with deterministic(self.device):  # no no_grad here: trained methods need gradients
             self._fit(checked)

@@ -15,17 +15,25 @@ blurs it (Gaussian, sigma 4, the same for every method) and takes the max.
 Details the appendix does not give, taken from the original code: the normal image is rotated with
 probability 0.3 (the appendix's (-45, 45) range); batches draw their images at random with replacement (the
 original's `__getitem__` ignores its index), `len(images)` samples per epoch, the last batch smaller; weights
-initialised by the original's `weights_init`; SSIM data range read off the reconstruction.
+initialised by the original's `weights_init`; SSIM data range read off the reconstruction; the focal loss's
+gradient reaches the reconstructive sub-network through the concatenation (not detached, as the original).
+The Perlin grid exponent is drawn from [perlin_scale_min, perlin_scale_max), the original's `randint(0, 6)`:
+at 256 px the finest cells are 8 px; for smaller inputs lower `perlin_scale_max` to keep that relative size.
 
 Deviations: DTD (the original's anomaly source) is not available; the asset library's train-pool textures
 stand in (see `draem_augment`). imgaug is replaced by numpy/OpenCV/PIL re-implementations. A lone last
 sample of an epoch is joined by one more random draw (BatchNorm cannot train on one value per channel).
-The input side must be a multiple of 32 (five 2x2 poolings in the U-Net with skip connections).
+The input side must be a multiple of 32 (five 2x2 poolings in the U-Net with skip connections). The original
+reads BGR with OpenCV; we feed RGB in training and testing alike. On an accelerator the samples of a batch are
+simulated in threads (the original used 16 DataLoader workers); every sample has its own generator, derived
+from the seed, epoch, step and position, so the result does not depend on the thread count.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,6 +57,7 @@ from miad.seeding import rng_for
 UNIT_NORMALIZATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # the original only scales pixels to [0, 1]
 PROGRESS_MIN_STEPS = 100  # show a progress bar from this many optimiser steps on
 SIDE_MULTIPLE = 2**DISC_DOWNSAMPLINGS
+MAX_SIMULATION_THREADS = 8  # threads simulating anomalies while an accelerator trains (the original: 16 workers)
 
 
 class Draem(AnomalyMethod):
@@ -70,6 +79,7 @@ class Draem(AnomalyMethod):
         self.reconstructive: ReconstructiveSubNetwork | None = None
         self.discriminative: DiscriminativeSubNetwork | None = None
         self.info: dict[str, Any] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def input_size(self) -> int:
@@ -97,7 +107,7 @@ class Draem(AnomalyMethod):
         """Image indices of each batch of `epoch`: random with replacement, a lone last sample gets a partner."""
         rng = rng_for(self.seed, self.name, "epoch", epoch)
         draws = rng.integers(0, n_images, size=n_images)
-        if n_images > 1 and n_images % self.batch_size == 1:
+        if self.batch_size > 1 and n_images % self.batch_size == 1:
             draws = np.append(draws, rng.integers(0, n_images))
         return [draws[i : i + self.batch_size] for i in range(0, len(draws), self.batch_size)]
 
@@ -105,10 +115,13 @@ class Draem(AnomalyMethod):
         self, images: list[np.ndarray], draws: np.ndarray, simulator: AnomalySimulator, epoch: int, step: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(clean, augmented, mask) tensors (B, 3, S, S), (B, 3, S, S), (B, 1, S, S) for one batch."""
-        samples = []
-        for position, index in enumerate(draws):
-            rng = rng_for(self.seed, self.name, "sample", epoch, step, position)
-            samples.append(simulator(self._resized(images[int(index)]), rng))
+
+        def sample(position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            rng = rng_for(self.seed, self.name, "sample", epoch, step, position)  # one generator per sample
+            return simulator(self._resized(images[int(draws[position])]), rng)
+
+        positions = range(len(draws))
+        samples = list(self._pool.map(sample, positions) if self._pool is not None else map(sample, positions))
         clean, augmented, mask = (np.stack(parts) for parts in zip(*samples, strict=True))  # (B, S, S[, 3])
 
         def to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -117,13 +130,21 @@ class Draem(AnomalyMethod):
         return to_tensor(clean), to_tensor(augmented), to_tensor(mask[..., None])
 
     def _fit(self, images: list[np.ndarray]) -> None:
+        # On an accelerator, simulate the samples of a batch in threads (each has its own generator, so the
+        # result is the same); on the CPU, torch already uses every core.
+        threads = 1 if self.device.startswith("cpu") else min(MAX_SIMULATION_THREADS, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        try:
+            self._train(images)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool = None
+
+    def _train(self, images: list[np.ndarray]) -> None:
         cfg = self.config
         sources = find_anomaly_sources(cfg.anomaly_source)  # fail before any work if the textures are missing
-        if cfg.max_train_images is not None and len(images) > cfg.max_train_images:
-            keep = np.sort(
-                rng_for(self.seed, self.name, "train_subset").choice(len(images), cfg.max_train_images, False)
-            )
-            images = [images[i] for i in keep]
+        # max_train_images: the base class has already drawn the seeded subset
         simulator = AnomalySimulator(
             sources,
             cfg.image_size,

@@ -18,7 +18,10 @@ A port of `MVTecDRAEMTrainDataset` from the authors' code (github.com/vitjanz/dr
 
 Anomaly source: the original used the Describable Textures Dataset (DTD), which cannot be had here (no network).
 We use the asset library's procedural degradation textures (data/textures/<kind>/train/*.png, built by
-`miad assets build`) and only their `train` pools, so no test texture is ever seen in training.
+`miad assets build`) and only their `train` pools, so no test texture is ever seen in training. Any folder of
+images below `train` subfolders works (`anomaly_source`); `write_demo_textures` makes a small colourful one for
+tests. Posterize, sharpness, solarize, equalize and auto-contrast use PIL (imgaug's `pillike` augmenters match
+PIL, and its Posterize zeroes the low bits as PIL does); brightness and colour use OpenCV colour spaces.
 """
 
 from __future__ import annotations
@@ -258,16 +261,26 @@ class AnomalySimulator:
         return clean, augmented, mask
 
 
-def write_demo_textures(root: str | Path, per_pool: int = 2, size: int = 64, seed: int = 0) -> Path:
-    """A tiny texture library in the asset layout (<kind>/{train,test}/*.png) for tests and demos; returns root."""
-    from miad.assets import TEXTURE_KINDS, texture_image
+def demo_texture(rng: np.random.Generator, size: int, octaves: int) -> np.ndarray:
+    """Two random colours (anywhere in RGB, bright ones included) mixed by fractal noise: a DTD-like stand-in."""
+    from miad.assets import fractal_noise
 
+    colours = rng.uniform(0, 255, (2, 3)).astype(np.float32)
+    weight = fractal_noise(rng, size, octaves=octaves)[..., None] ** rng.uniform(0.5, 2.0)  # (size, size, 1)
+    return np.clip(colours[0] * (1 - weight) + colours[1] * weight, 0, 255).astype(np.uint8)
+
+
+DEMO_TEXTURE_KINDS = {"coarse": 3, "medium": 5, "fine": 7}  # name: fractal-noise octaves
+
+
+def write_demo_textures(root: str | Path, per_pool: int = 3, size: int = 64, seed: int = 0) -> Path:
+    """A tiny texture library in the asset layout (<kind>/{train,test}/*.png) for tests and demos; returns root."""
     root = Path(root)
-    for k, kind in enumerate(TEXTURE_KINDS):
+    for k, (kind, octaves) in enumerate(DEMO_TEXTURE_KINDS.items()):
         for p, pool in enumerate((TRAIN_POOL, "test")):
             folder = root / kind / pool
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_pool):
-                pixels = texture_image(np.random.default_rng([seed, k, p, i]), kind, size)
+                pixels = demo_texture(np.random.default_rng([seed, k, p, i]), size, octaves)
                 cv2.imwrite(str(folder / f"{kind}_{i:03d}.png"), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
     return root

@@ -47,7 +47,7 @@ from miad.backbones import create_feature_extractor, normalization, weights_sha2
 from miad.config import FastFlowConfig
 from miad.methods.base import AnomalyMethod
 from miad.methods.flows import Flow2d
-from miad.seeding import derive_seed, rng_for, torch_seed
+from miad.seeding import derive_seed, torch_seed
 
 FEATURE_CACHE_BYTES = 2**30  # cache the frozen backbone's training features when they fit in 1 GiB
 PROGRESS_MIN_STEPS = 200  # show the epoch progress bar from this many optimiser steps on
@@ -137,10 +137,6 @@ class FastFlow(AnomalyMethod):
         return list(self.extractor(batch))
 
     def _fit(self, images: list[np.ndarray]) -> None:
-        limit = self.config.max_train_images
-        if limit is not None and len(images) > limit:  # a seeded random subset, as PatchCore
-            keep = np.sort(rng_for(self.seed, self.name, "train_subset").choice(len(images), limit, replace=False))
-            images = [images[i] for i in keep]
         n = len(images)
         model = self._build_model()  # conv init draws from the global RNG the base class seeded
         optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)

@@ -31,7 +31,7 @@ from miad.backbones import (
 )
 from miad.config import PatchCoreConfig
 from miad.methods.base import AnomalyMethod
-from miad.seeding import derive_seed, rng_for, torch_seed
+from miad.seeding import derive_seed, torch_seed
 
 POOL_KERNEL = 3  # local neighbourhood aggregation (anomalib: AvgPool2d(3, 1, 1))
 PROJECTION_EPS = 0.9  # Johnson-Lindenstrauss eps of anomalib's SparseRandomProjection
@@ -137,10 +137,6 @@ class PatchCore(AnomalyMethod):
 
     @torch.no_grad()
     def _fit(self, images: list[np.ndarray]) -> None:
-        limit = self.config.max_train_images
-        if limit is not None and len(images) > limit:  # paper Appendix 6.2: a random 2000 of the training set
-            keep = np.sort(rng_for(self.seed, self.name, "train_subset").choice(len(images), limit, replace=False))
-            images = [images[i] for i in keep]
         n_batches = self._n_batches(len(images))
         embeddings, feature_size = [], [0, 0]
         for batch in tqdm(

@@ -58,7 +58,7 @@ from miad.methods.reverse_distillation_model import (
     anomaly_map,
     reverse_distillation_loss,
 )
-from miad.seeding import derive_seed, rng_for, torch_seed
+from miad.seeding import derive_seed, torch_seed
 
 STATE_PREFIX = "student."  # key prefix of the trained weights in model.safetensors
 FEATURE_CACHE_BYTES = 2**31  # keep all teacher maps in memory up to this size, else recompute them every epoch
@@ -130,10 +130,6 @@ class ReverseDistillation(AnomalyMethod):
             yield features
 
     def _fit(self, images: list[np.ndarray]) -> None:
-        limit = self.config.max_train_images
-        if limit is not None and len(images) > limit:
-            keep = np.sort(rng_for(self.seed, self.name, "train_subset").choice(len(images), limit, replace=False))
-            images = [images[i] for i in keep]
         n_images, batch_size = len(images), self.batch_size
         skip_single = self.embedding_side == 1  # BatchNorm cannot train on a single 1x1 value
         if skip_single and (n_images == 1 or batch_size == 1):

@@ -134,9 +134,6 @@ class UniAD(AnomalyMethod):
 
     def _fit(self, images: list[np.ndarray]) -> None:
         c = self.config
-        if c.max_train_images is not None and len(images) > c.max_train_images:
-            keep = np.sort(rng_for(self.seed, self.name, "train_subset").choice(len(images), c.max_train_images, False))
-            images = [images[i] for i in keep]
         self.network = self._build_network()  # parameter init from the global generator the base class seeded
         cache = self._train_features(images)
         mean, std = self.normalization

@@ -71,8 +71,9 @@ def plan_split(params: Params, variant: str, scenario: str, split: str) -> list[
         order = np.random.default_rng(derive_seed(params.seed, "render", variant, scenario, split, "order"))
         kinds = [kinds[i] for i in order.permutation(len(kinds))]
     return [
-        SamplePlan(index=i, split=split, defect_type=kind,
-                   seed=derive_seed(params.seed, "render", variant, scenario, split, i))
+        SamplePlan(
+            index=i, split=split, defect_type=kind, seed=derive_seed(params.seed, "render", variant, scenario, split, i)
+        )
         for i, kind in enumerate(kinds)
     ]
 
@@ -87,9 +88,14 @@ def plan_shards(params: Params, variant: str, scenario: str) -> list[ShardTask]:
         for k in range(0, len(plans), cfg.shard_size):
             chunk = tuple(plans[k : k + cfg.shard_size])
             spec = {
-                "renderer_version": RENDERER_VERSION, "variant": variant, "scenario": scenario, "split": split,
-                "shard": k // cfg.shard_size, "factors": list(applied_factors(variant, scenario)),
-                "render": render_spec, "plans": [[p.index, p.defect_type, p.seed] for p in chunk],
+                "renderer_version": RENDERER_VERSION,
+                "variant": variant,
+                "scenario": scenario,
+                "split": split,
+                "shard": k // cfg.shard_size,
+                "factors": list(applied_factors(variant, scenario)),
+                "render": render_spec,
+                "plans": [[p.index, p.defect_type, p.seed] for p in chunk],
             }
             digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
             tasks.append(ShardTask(split, k // cfg.shard_size, chunk, spec, digest))
@@ -117,36 +123,55 @@ def default_renderer_factory(scenario: str, factors: tuple[str, ...], cfg: Rende
     return ScenarioRenderer(scenario, factors, cfg, temp)
 
 
-def _items(task: ShardTask, renderer: Renderer, report: RenderReport,
-           bar: tqdm) -> Iterator[tuple[IndexEntry, bytes, bytes]]:
+def _items(
+    task: ShardTask, renderer: Renderer, report: RenderReport, bar: tqdm
+) -> Iterator[tuple[IndexEntry, bytes, bytes]]:
     for plan in task.plans:
         sample = renderer.render(plan)
         image_png, mask_png = encode_png(sample.image), encode_png(sample.mask)
-        entry = IndexEntry(stem=plan.stem, split=plan.split, label=plan.label, defect_type=plan.defect_type,
-                           seed=plan.seed, image_sha256=sha256_bytes(image_png), mask_sha256=sha256_bytes(mask_png),
-                           record=sample.record)
+        entry = IndexEntry(
+            stem=plan.stem,
+            split=plan.split,
+            label=plan.label,
+            defect_type=plan.defect_type,
+            seed=plan.seed,
+            image_sha256=sha256_bytes(image_png),
+            mask_sha256=sha256_bytes(mask_png),
+            record=sample.record,
+        )
         report.rendered_images += 1
         report.cycles_seconds += sample.cycles_seconds
         bar.update(1)
         yield entry, image_png, mask_png
 
 
-def render_dataset(params: Params, variant: str, scenario: str, renders: Path, *,
-                   renderer_factory: RendererFactory = default_renderer_factory,
-                   progress: bool = True) -> RenderReport:
+def render_dataset(
+    params: Params,
+    variant: str,
+    scenario: str,
+    renders: Path,
+    *,
+    renderer_factory: RendererFactory = default_renderer_factory,
+    progress: bool = True,
+) -> RenderReport:
     """Render every unfinished shard of `variant/scenario` under `renders`, then write the manifests."""
     start = time.perf_counter()
     cfg = params.active.render
     factors = applied_factors(variant, scenario)
     tasks = plan_shards(params, variant, scenario)
-    todo = [t for t in tasks if check_shard(split_dir(renders, variant, scenario, t.split) / t.file_name,
-                                            t.spec_hash)]
+    todo = [t for t in tasks if check_shard(split_dir(renders, variant, scenario, t.split) / t.file_name, t.spec_hash)]
     report = RenderReport(skipped_shards=len(tasks) - len(todo))
     total = sum(len(t.plans) for t in todo)
-    with tempfile.TemporaryDirectory(prefix="miad-bproc-") as temp, tqdm(
-        total=total, desc=f"render {variant}/{scenario}", unit="img", disable=not progress or total == 0,
-        dynamic_ncols=True,
-    ) as bar:
+    with (
+        tempfile.TemporaryDirectory(prefix="miad-bproc-") as temp,
+        tqdm(
+            total=total,
+            desc=f"render {variant}/{scenario}",
+            unit="img",
+            disable=not progress or total == 0,
+            dynamic_ncols=True,
+        ) as bar,
+    ):
         renderer: Renderer | None = None
         for task in todo:
             if renderer is None:
@@ -163,8 +188,13 @@ def render_dataset(params: Params, variant: str, scenario: str, renders: Path, *
         for stale in directory.iterdir():  # shards of an older, larger plan, and leftovers of killed runs
             if stale.name not in wanted and stale.name != "manifest.json":
                 stale.unlink()
-        header = {"variant": variant, "scenario": scenario, "split": split, "factors": list(factors),
-                  "resolution": cfg.resolution}
+        header = {
+            "variant": variant,
+            "scenario": scenario,
+            "split": split,
+            "factors": list(factors),
+            "resolution": cfg.resolution,
+        }
         write_manifest(directory, build_manifest(directory, header, wanted))
     report.wall_seconds = time.perf_counter() - start
     return report

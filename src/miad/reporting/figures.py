@@ -86,8 +86,17 @@ def _normalise(values: np.ndarray) -> np.ndarray:
     return (values - low) / (high - low) if high > low else np.zeros_like(values)
 
 
-def anomaly_map_grid(renders: Path, maps_root: Path, variant: str, scenarios: Sequence[str],
-                     methods: Sequence[str], path: Path, *, pick: slice, title: str) -> None:
+def anomaly_map_grid(
+    renders: Path,
+    maps_root: Path,
+    variant: str,
+    scenarios: Sequence[str],
+    methods: Sequence[str],
+    path: Path,
+    *,
+    pick: slice,
+    title: str,
+) -> None:
     """Figures 4/5: per test image a row: image, ground truth, then each method's anomaly map.
 
     Maps come from the evaluate stage (`results/maps/<method>/<variant>/<scenario>.safetensors`); each is
@@ -96,7 +105,7 @@ def anomaly_map_grid(renders: Path, maps_root: Path, variant: str, scenarios: Se
     """
     from safetensors.numpy import load_file
 
-    from miad.catalog import METHOD_TITLES
+    from miad.method_catalog import METHOD_TITLES
 
     rows = []
     for scenario in scenarios:

@@ -14,8 +14,12 @@ from miad.data.manifest import read_manifest
 from miad.reporting import figures, tables
 from miad.stages.train import prefix_size
 
-PAPER_BACKBONES = {"rd": "wide_resnet50_2", "patchcore": "wide_resnet50_2", "fastflow": "wide_resnet50_2",
-                   "uniad": "efficientnet_b4"}
+PAPER_BACKBONES = {
+    "rd": "wide_resnet50_2",
+    "patchcore": "wide_resnet50_2",
+    "fastflow": "wide_resnet50_2",
+    "uniad": "efficientnet_b4",
+}
 
 
 def run_path(runs: Path, method: str, variant: str, scenario: str) -> Path:
@@ -43,7 +47,8 @@ def collect_results(params: Params, runs: Path) -> dict[str, dict[str, dict[str,
     for scenario in params.scenarios:
         for method in all_methods(params):
             results.setdefault(dataset_key("main", scenario), {})[method] = read_metrics(
-                run_path(runs, method, "main", scenario))
+                run_path(runs, method, "main", scenario)
+            )
     for path in sorted(Path(runs).glob("*/*/*.json")):
         method, variant, scenario = path.parent.parent.name, path.parent.name, path.stem
         if variant != "main" and scenario in ABLATION_SCENARIOS:
@@ -64,8 +69,11 @@ def collect_size_results(params: Params, main: dict, size_runs: Path, renders: P
             for method in study.methods:
                 if method == "patchcore" and cap is not None and prefix_size(n_train, fraction) > cap:
                     continue
-                row[method] = (main[key][method] if fraction == 1.0 else
-                               read_metrics(size_run_path(size_runs, method, scenario, fraction)))
+                row[method] = (
+                    main[key][method]
+                    if fraction == 1.0
+                    else read_metrics(size_run_path(size_runs, method, scenario, fraction))
+                )
         for fraction in study.uncapped_fractions:
             row = out.setdefault(fraction, {}).setdefault(key, {})
             row[tables.UNCAPPED] = read_metrics(size_run_path(size_runs, tables.UNCAPPED, scenario, fraction))
@@ -75,9 +83,11 @@ def collect_size_results(params: Params, main: dict, size_runs: Path, renders: P
 def notes(params: Params) -> list[str]:
     """Footnotes: profile sizes, backbones replaced in this profile, scenarios not rendered yet."""
     render = params.active.render
-    lines = [f"Profile `{params.profile}`: {render.resolution}px renders, {render.n_train} train / "
-             f"{render.n_test_good} good / {render.n_test_defective} defective test images per scenario "
-             "(the paper: 512px, 10000 / 2500 / 2500)."]
+    lines = [
+        f"Profile `{params.profile}`: {render.resolution}px renders, {render.n_train} train / "
+        f"{render.n_test_good} good / {render.n_test_defective} defective test images per scenario "
+        "(the paper: 512px, 10000 / 2500 / 2500)."
+    ]
     for method, paper_backbone in PAPER_BACKBONES.items():
         config = getattr(params.active.train, method)
         if method in all_methods(params) and config.backbone != paper_backbone:
@@ -95,8 +105,7 @@ def write_table(out: Path, table: tables.Table, footnotes: list[str]) -> None:
     write_text_atomic(out / "tables" / f"{table.name}.tex", tables.to_latex(table))
 
 
-def build_report(params: Params, runs: Path, size_runs: Path, maps: Path, renders: Path,
-                 out: Path) -> dict[str, Any]:
+def build_report(params: Params, runs: Path, size_runs: Path, maps: Path, renders: Path, out: Path) -> dict[str, Any]:
     """Write results/tables/*, results/metrics.json and results/figures/*; return the metrics."""
     results = collect_results(params, runs)
     size_results = collect_size_results(params, results, size_runs, renders)
@@ -108,17 +117,38 @@ def build_report(params: Params, runs: Path, size_runs: Path, maps: Path, render
         extra = [] if has_variants else ["Ablation variants (baseline, +UV, +UB, +US) are not rendered yet."]
         write_table(out, tables.factor_table(name, scenario, results), [*footnotes, *extra])
     cap = params.active.train.patchcore.max_train_images
-    cap_note = (f"PatchCore keeps the paper's cap of {cap} training images: its cells stay empty where a prefix "
-                "is larger; `PatchCore (no cap)` trains on the whole prefix.")
+    cap_note = (
+        f"PatchCore keeps the paper's cap of {cap} training images: its cells stay empty where a prefix "
+        "is larger; `PatchCore (no cap)` trains on the whole prefix."
+    )
     write_table(out, tables.size_table(size_results), [*footnotes, cap_note])
-    metrics = {**results, **{f"table7/{fraction:g}/{key}": row for fraction, rows in size_results.items()
-                             for key, row in rows.items()}}
+    metrics = {
+        **results,
+        **{f"table7/{fraction:g}/{key}": row for fraction, rows in size_results.items() for key, row in rows.items()},
+    }
     write_json_atomic(out / "metrics.json", metrics)
-    figures.sample_grid(renders, "main", params.scenarios, params.active.report.figure_samples,
-                        out / "figures" / "figure2_samples.png")
+    figures.sample_grid(
+        renders, "main", params.scenarios, params.active.report.figure_samples, out / "figures" / "figure2_samples.png"
+    )
     methods, figure_dir = all_methods(params), out / "figures"
-    figures.anomaly_map_grid(renders, maps, "main", params.scenarios, methods, figure_dir / "figure4_anomaly_maps.png",
-                             pick=slice(0, 1), title="Figure 4. Anomaly maps, one defective image per scenario")
-    figures.anomaly_map_grid(renders, maps, "main", params.scenarios, methods, figure_dir / "figure5_more_maps.png",
-                             pick=slice(1, None), title="Figure 5. More anomaly maps (defective, then good images)")
+    figures.anomaly_map_grid(
+        renders,
+        maps,
+        "main",
+        params.scenarios,
+        methods,
+        figure_dir / "figure4_anomaly_maps.png",
+        pick=slice(0, 1),
+        title="Figure 4. Anomaly maps, one defective image per scenario",
+    )
+    figures.anomaly_map_grid(
+        renders,
+        maps,
+        "main",
+        params.scenarios,
+        methods,
+        figure_dir / "figure5_more_maps.png",
+        pick=slice(1, None),
+        title="Figure 5. More anomaly maps (defective, then good images)",
+    )
     return metrics

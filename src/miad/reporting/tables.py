@@ -15,11 +15,17 @@ from typing import Any
 
 import yaml
 
-from miad.catalog import METHOD_NAMES, METHOD_TITLES, SCENARIOS
+from miad.catalog import SCENARIOS
+from miad.method_catalog import METHOD_NAMES, METHOD_TITLES
 
 MISSING = "—"
-METRIC_TITLES = {"image_auroc": "AUROC", "recall_at_fpr": "Recall@1%FPR", "aupro": "AUPRO@0.3",
-                 "electrical_insulator": "EI", "witness_mark": "WM"}
+METRIC_TITLES = {
+    "image_auroc": "AUROC",
+    "recall_at_fpr": "Recall@1%FPR",
+    "aupro": "AUPRO@0.3",
+    "electrical_insulator": "EI",
+    "witness_mark": "WM",
+}
 
 # Our results: {dataset key "<variant>/<scenario>": {method: {metric: value}}}
 Results = Mapping[str, Mapping[str, Mapping[str, float]]]
@@ -154,7 +160,6 @@ def factor_table(name: str, scenario: str, results: Results) -> Table:
     return Table(name, caption, dict(VARIANT_TITLES), metrics, tuple(cells), (*FACTOR_METHODS, "mean"), "Factors")
 
 
-SIZE_FRACTIONS = (0.1, 0.2, 0.4, 0.8, 1.0)  # Table 7's nested prefixes of the training set
 SIZE_SCENARIOS = ("electrical_insulator", "witness_mark")
 UNCAPPED = "patchcore_uncapped"  # PatchCore without the paper's 2000-image cap: our extra column
 
@@ -166,15 +171,18 @@ def size_table(results: Mapping[float, Results]) -> Table:
     empty where the prefix exceeds the cap (the paper's `-`); `patchcore_uncapped` fills it.
     """
     paper = paper_results()["table7"]
+    fractions = sorted(results)  # the paper's: 0.1, 0.2, 0.4, 0.8, 1.0
     cells = []
-    for fraction in SIZE_FRACTIONS:
+    for fraction in fractions:
         for position, scenario in enumerate(SIZE_SCENARIOS):
             for method in (*FACTOR_METHODS, UNCAPPED):
                 ours = results.get(fraction, {}).get(f"main/{scenario}", {}).get(method, {}).get("image_auroc")
-                theirs = paper[fraction].get(method)
+                theirs = paper.get(fraction, {}).get(method)
                 paper_value = None if theirs is None else theirs[position]
                 cells.append(Cell(f"{fraction:g}", method, scenario, ours, paper_value))
-    rows = {f"{f:g}": f"{round(100 * f)}%" for f in SIZE_FRACTIONS}
-    caption = ("Table 7. Image AUROC by training-set size (nested prefixes of the training set), "
-               "electrical insulator (EI) and witness mark (WM).")
+    rows = {f"{f:g}": f"{round(100 * f)}%" for f in fractions}
+    caption = (
+        "Table 7. Image AUROC by training-set size (nested prefixes of the training set), "
+        "electrical insulator (EI) and witness mark (WM)."
+    )
     return Table("table7", caption, rows, SIZE_SCENARIOS, tuple(cells), (*FACTOR_METHODS, UNCAPPED), "Size")

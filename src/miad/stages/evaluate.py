@@ -27,8 +27,9 @@ def predict_split(model: Any, dataset: ShardDataset, batch_size: int) -> tuple[n
     return np.concatenate(scores), np.concatenate(maps), np.concatenate(masks)
 
 
-def compute_metrics(params: Params, scores: np.ndarray, labels: np.ndarray, maps: np.ndarray,
-                    masks: np.ndarray) -> dict[str, float]:
+def compute_metrics(
+    params: Params, scores: np.ndarray, labels: np.ndarray, maps: np.ndarray, masks: np.ndarray
+) -> dict[str, float]:
     cfg = params.active.evaluate
     return {
         "image_auroc": metrics.image_auroc(scores, labels),
@@ -87,9 +88,19 @@ def write_maps(path: Path, dataset: ShardDataset, maps: np.ndarray, indices: lis
     write_bytes_atomic(path, save(tensors))
 
 
-def evaluate(params: Params, method: str, variant: str, scenario: str, renders: Path, model_dir: Path,
-             out: Path, *, roc_csv: Path | None = None, pro_csv: Path | None = None,
-             maps_out: Path | None = None) -> dict[str, Any]:
+def evaluate(
+    params: Params,
+    method: str,
+    variant: str,
+    scenario: str,
+    renders: Path,
+    model_dir: Path,
+    out: Path,
+    *,
+    roc_csv: Path | None = None,
+    pro_csv: Path | None = None,
+    maps_out: Path | None = None,
+) -> dict[str, Any]:
     """Score the test split with the model in `model_dir`; write metrics and per-image scores to `out`.
 
     Optionally also the ROC and PRO curves as CSV (DVC plots) and the anomaly maps of a few test
@@ -102,10 +113,15 @@ def evaluate(params: Params, method: str, variant: str, scenario: str, renders: 
     scores, maps, masks = predict_split(model, dataset, params.active.evaluate.batch_size)
     labels = dataset.labels
     result = {
-        "method": method, "variant": variant, "scenario": scenario, "profile": params.profile,
+        "method": method,
+        "variant": variant,
+        "scenario": scenario,
+        "profile": params.profile,
         "metrics": compute_metrics(params, scores, labels, maps, masks),
-        "images": [{"stem": e.stem, "label": e.label, "defect_type": e.defect_type, "score": float(s)}
-                   for e, s in zip(dataset.entries, scores, strict=True)],
+        "images": [
+            {"stem": e.stem, "label": e.label, "defect_type": e.defect_type, "score": float(s)}
+            for e, s in zip(dataset.entries, scores, strict=True)
+        ],
     }
     if roc_csv is not None:
         fpr, tpr, _ = metrics.roc_curve_points(scores, labels)

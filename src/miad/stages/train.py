@@ -51,19 +51,26 @@ class ConcatImages(Sequence[np.ndarray]):
         return self._datasets[k][i - int(self._offsets[k])].image
 
 
-def train(params: Params, method: str, variant: str, scenarios: Sequence[str], renders: Path, out: Path, *,
-          fraction: float = 1.0, uncapped: bool = False) -> None:
+def train(
+    params: Params,
+    method: str,
+    variant: str,
+    scenarios: Sequence[str],
+    renders: Path,
+    out: Path,
+    *,
+    fraction: float = 1.0,
+    uncapped: bool = False,
+) -> None:
     """Fit `method` on the train splits of `scenarios` (a prefix of each) and save it to `out`."""
     from miad.methods import create_method  # torch loads only for stages that need it
 
     datasets = []
     for scenario in scenarios:
         full = ShardDataset(split_dir(renders, variant, scenario, "train"))
-        datasets.append(full if fraction == 1.0 else
-                        ShardDataset(full.root, limit=prefix_size(len(full), fraction)))
+        datasets.append(full if fraction == 1.0 else ShardDataset(full.root, limit=prefix_size(len(full), fraction)))
     seed = derive_seed(params.seed, "train", method, variant, *scenarios)  # the same for every fraction
-    model = create_method(method, method_config(params, method, uncapped=uncapped), seed,
-                          params.active.train.device)
+    model = create_method(method, method_config(params, method, uncapped=uncapped), seed, params.active.train.device)
     model.fit(ConcatImages(datasets))
     model.save(out)
     for dataset in datasets:
