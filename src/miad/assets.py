@@ -10,8 +10,6 @@ it from a DVC remote when one holds it and otherwise rebuilds it here and checks
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import cv2
 import numpy as np
 import yaml
 
+from miad.atomic import atomic_directory
 from miad.data.shards import encode_png
 
 ASSET_SEED = 20230417  # fixed: the asset library is data, not a function of params.yaml
@@ -96,21 +95,13 @@ def md5_file(path: Path) -> str:
 
 def build(target: Path) -> list[str]:
     """Write the asset tree to `target` (via a temp folder and a rename); return its relative paths."""
-    target = Path(target)
-    temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(temp, ignore_errors=True)
     names = []
-    try:
+    with atomic_directory(Path(target)) as temp:
         for item in generate():
             path = temp / item.relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(item.payload)
             names.append(item.relative)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(temp, target)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
     return names
 
 

@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 from tqdm import tqdm
 
+from miad.atomic import atomic_directory
 from miad.data.dataset import ShardDataset
 from miad.data.layout import split_dir
 from miad.data.shards import encode_png
@@ -24,10 +23,8 @@ def export_mvtec(renders: Path, variant: str, scenarios: Iterable[str], out: Pat
     out = Path(out)
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
-    temp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(temp, ignore_errors=True)
     written = 0
-    try:
+    with atomic_directory(out) as temp:
         for scenario in scenarios:
             for split in ("train", "test"):
                 dataset = ShardDataset(split_dir(renders, variant, scenario, split))
@@ -42,9 +39,4 @@ def export_mvtec(renders: Path, variant: str, scenarios: Iterable[str], out: Pat
                         mask_path.write_bytes(encode_png(sample.mask))
                     written += 1
                 dataset.close()
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(temp, out)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
     return written

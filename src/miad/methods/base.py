@@ -14,8 +14,6 @@ import json
 import math
 import os
 import platform
-import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from miad.atomic import atomic_directory
 from miad.config import build, to_dict
-from miad.seeding import rng_for, torch_seed
+from miad.seeding import derive_seed, rng_for, torch_seed
 
 GAUSSIAN_SIGMA = 4.0  # px at the output resolution; PatchCore's and anomalib's anomaly-map blur
 GAUSSIAN_TRUNCATE = 4.0  # kernel radius in sigmas: 2 * int(4 * sigma + 0.5) + 1 = 33 taps, as anomalib
@@ -148,36 +147,11 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_dir_atomically(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Write into a temp dir beside `directory`, then swap it in; an old directory is removed only afterwards."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
-    old: Path | None = None
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / MODEL_FILE))
-        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        mask = _umask()  # mkdtemp makes 0o700: give the result the permissions a plain mkdir/open would
-        tmp.chmod(0o777 & ~mask)
-        for name in (MODEL_FILE, CONFIG_FILE):
-            (tmp / name).chmod(0o666 & ~mask)
-        if directory.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
-            os.replace(directory, old / directory.name)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not directory.exists():
-            os.replace(old / directory.name, directory)  # put the previous model back
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+def _write_model_dir(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """model.safetensors + config.json, swapped in atomically (an old model is replaced only on success)."""
+    with atomic_directory(directory) as temp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(temp / MODEL_FILE))
+        (temp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 # --- the interface --------------------------------------------------------------------------------------------
@@ -204,14 +178,14 @@ class AnomalyMethod(ABC):
     # -- what a method provides --
 
     @property
-    @abstractmethod
     def input_size(self) -> int:
-        """Side of the square network input, px."""
+        """Side of the square network input, px (every config's `image_size`)."""
+        return self.config.image_size
 
     @property
-    @abstractmethod
     def batch_size(self) -> int:
-        """Images per forward pass."""
+        """Images per forward pass (every config's `batch_size`)."""
+        return self.config.batch_size
 
     @property
     @abstractmethod
@@ -239,6 +213,10 @@ class AnomalyMethod(ABC):
         """Restore what `_state_tensors` and `_state_extra` returned."""
 
     # -- shared machinery --
+
+    def _generator(self, purpose: str) -> torch.Generator:
+        """A torch generator for one purpose ("coreset", "shuffle", ...), seeded from this method's seed."""
+        return torch.Generator().manual_seed(torch_seed(derive_seed(self.seed, self.name, purpose)))
 
     def _batches(self, images: Sequence[np.ndarray]) -> Iterator[torch.Tensor]:
         """Network inputs, `batch_size` images at a time: (B, 3, S, S) on `self.device`."""
@@ -298,7 +276,7 @@ class AnomalyMethod(ABC):
             "versions": library_versions(),
             "state": self._state_extra(),
         }
-        _write_dir_atomically(Path(directory), self._state_tensors(), meta)
+        _write_model_dir(Path(directory), self._state_tensors(), meta)
 
     @classmethod
     def load(cls, directory: Path, device: str = "cpu") -> AnomalyMethod:

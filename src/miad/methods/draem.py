@@ -82,14 +82,6 @@ class Draem(AnomalyMethod):
         self._pool: ThreadPoolExecutor | None = None
 
     @property
-    def input_size(self) -> int:
-        return self.config.image_size
-
-    @property
-    def batch_size(self) -> int:
-        return self.config.batch_size
-
-    @property
     def normalization(self) -> tuple[Sequence[float], Sequence[float]]:
         return UNIT_NORMALIZATION
 

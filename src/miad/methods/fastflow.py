@@ -47,7 +47,6 @@ from miad.backbones import create_feature_extractor, normalization, weights_sha2
 from miad.config import FastFlowConfig
 from miad.methods.base import AnomalyMethod
 from miad.methods.flows import Flow2d
-from miad.seeding import derive_seed, torch_seed
 
 FEATURE_CACHE_BYTES = 2**30  # cache the frozen backbone's training features when they fit in 1 GiB
 PROGRESS_MIN_STEPS = 200  # show the epoch progress bar from this many optimiser steps on
@@ -114,19 +113,8 @@ class FastFlow(AnomalyMethod):
         self.info: dict[str, Any] = {}
 
     @property
-    def input_size(self) -> int:
-        return self.config.image_size
-
-    @property
-    def batch_size(self) -> int:
-        return self.config.batch_size
-
-    @property
     def normalization(self) -> tuple[Sequence[float], Sequence[float]]:
         return self._mean_std
-
-    def _generator(self, purpose: str) -> torch.Generator:
-        return torch.Generator().manual_seed(torch_seed(derive_seed(self.seed, self.name, purpose)))
 
     def _build_model(self) -> FastFlowModel:
         return FastFlowModel(self.feature_shapes, self.config, self._generator("permutations")).to(self.device)

@@ -31,7 +31,6 @@ from miad.backbones import (
 )
 from miad.config import PatchCoreConfig
 from miad.methods.base import AnomalyMethod
-from miad.seeding import derive_seed, torch_seed
 
 POOL_KERNEL = 3  # local neighbourhood aggregation (anomalib: AvgPool2d(3, 1, 1))
 PROJECTION_EPS = 0.9  # Johnson-Lindenstrauss eps of anomalib's SparseRandomProjection
@@ -117,19 +116,8 @@ class PatchCore(AnomalyMethod):
         self.info: dict[str, Any] = {}
 
     @property
-    def input_size(self) -> int:
-        return self.config.image_size
-
-    @property
-    def batch_size(self) -> int:
-        return self.config.batch_size
-
-    @property
     def normalization(self) -> tuple[Sequence[float], Sequence[float]]:
         return self._mean_std
-
-    def _generator(self, purpose: str) -> torch.Generator:
-        return torch.Generator().manual_seed(torch_seed(derive_seed(self.seed, self.name, purpose)))
 
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) normalised images -> (B, C, h, w) patch embeddings."""

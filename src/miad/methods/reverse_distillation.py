@@ -58,7 +58,6 @@ from miad.methods.reverse_distillation_model import (
     anomaly_map,
     reverse_distillation_loss,
 )
-from miad.seeding import derive_seed, torch_seed
 
 STATE_PREFIX = "student."  # key prefix of the trained weights in model.safetensors
 FEATURE_CACHE_BYTES = 2**31  # keep all teacher maps in memory up to this size, else recompute them every epoch
@@ -96,23 +95,12 @@ class ReverseDistillation(AnomalyMethod):
         self.info: dict[str, Any] = {}
 
     @property
-    def input_size(self) -> int:
-        return self.config.image_size
-
-    @property
-    def batch_size(self) -> int:
-        return self.config.batch_size
-
-    @property
     def normalization(self) -> tuple[Sequence[float], Sequence[float]]:
         return self._mean_std
 
     def _feature_bytes_per_image(self) -> int:
         """float32 bytes of one image's three teacher maps."""
         return 4 * sum(c * (self.input_size // r) ** 2 for c, r in zip(self.channels, self.reductions, strict=True))
-
-    def _generator(self, purpose: str) -> torch.Generator:
-        return torch.Generator().manual_seed(torch_seed(derive_seed(self.seed, self.name, purpose)))
 
     def _epoch_features(
         self, images: list[np.ndarray], cached: list[torch.Tensor] | None, order: torch.Tensor

@@ -83,14 +83,6 @@ class UniAD(AnomalyMethod):
         self.info: dict[str, Any] = {}
 
     @property
-    def input_size(self) -> int:
-        return self.config.image_size
-
-    @property
-    def batch_size(self) -> int:
-        return self.config.batch_size
-
-    @property
     def normalization(self) -> tuple[Sequence[float], Sequence[float]]:
         return self._mean_std
 
