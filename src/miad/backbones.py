@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -235,3 +236,14 @@ def feature_channels(extractor: torch.nn.Module) -> tuple[int, ...]:
 def feature_reductions(extractor: torch.nn.Module) -> tuple[int, ...]:
     """Stride (input px per feature px) of each returned feature map."""
     return tuple(int(r) for r in extractor.feature_info.reduction())
+
+
+def warn_if_weights_changed(method: str, name: str, weights: str, recorded_sha256: str | None) -> None:
+    """Warn when the backbone weights on disk differ from those a saved model was trained with."""
+    digest = weights_sha256(name, weights)
+    if recorded_sha256 not in (None, digest):
+        warnings.warn(
+            f"{method}: backbone weights {weights} differ from those used in training "
+            f"(sha256 {digest[:12]} != {recorded_sha256[:12]}); predictions will not reproduce",
+            stacklevel=3,
+        )

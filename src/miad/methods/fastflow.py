@@ -33,7 +33,6 @@ Deviations and implementation choices:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -43,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from miad.backbones import create_feature_extractor, normalization, weights_sha256
+from miad.backbones import create_feature_extractor, normalization, warn_if_weights_changed, weights_sha256
 from miad.config import FastFlowConfig
 from miad.methods.base import AnomalyMethod
 from miad.methods.flows import Flow2d
@@ -194,12 +193,6 @@ class FastFlow(AnomalyMethod):
                 f"{self.name}: saved state does not fit backbone {self.config.backbone} layers {self.config.layers} "
                 f"at {self.config.image_size} px with this config: {exc}"
             ) from exc
-        digest = weights_sha256(self.config.backbone, self.config.weights)
-        if extra.get("backbone_sha256") not in (None, digest):
-            warnings.warn(
-                f"{self.name}: backbone weights {self.config.weights} differ from those used in training "
-                f"(sha256 {digest[:12]} != {extra['backbone_sha256'][:12]}); predictions will not reproduce",
-                stacklevel=3,
-            )
+        warn_if_weights_changed(self.name, self.config.backbone, self.config.weights, extra.get("backbone_sha256"))
         self.model = model.eval()
         self.info = dict(extra)

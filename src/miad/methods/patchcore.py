@@ -14,7 +14,6 @@ enforces it). `num_neighbors` stays in the config for fidelity with anomalib's s
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -27,6 +26,7 @@ from miad.backbones import (
     create_feature_extractor,
     feature_channels,
     normalization,
+    warn_if_weights_changed,
     weights_sha256,
 )
 from miad.config import PatchCoreConfig
@@ -180,13 +180,7 @@ class PatchCore(AnomalyMethod):
                 f"{self.name}: memory bank of shape {tuple(bank.shape)} does not fit backbone "
                 f"{self.config.backbone} layers {self.config.layers} ({self.embedding_dim} channels)"
             )
-        digest = weights_sha256(self.config.backbone, self.config.weights)
-        if extra.get("backbone_sha256") not in (None, digest):
-            warnings.warn(
-                f"{self.name}: backbone weights {self.config.weights} differ from those used in training "
-                f"(sha256 {digest[:12]} != {extra['backbone_sha256'][:12]}); predictions will not reproduce",
-                stacklevel=3,
-            )
+        warn_if_weights_changed(self.name, self.config.backbone, self.config.weights, extra.get("backbone_sha256"))
         self.memory_bank = bank.to(self.device).contiguous()
         self.projection = tensors["projection"].to(self.device)
         self.info = dict(extra)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -48,6 +47,7 @@ from miad.backbones import (
     feature_channels,
     feature_reductions,
     normalization,
+    warn_if_weights_changed,
     weights_sha256,
 )
 from miad.config import ReverseDistillationConfig
@@ -190,13 +190,7 @@ class ReverseDistillation(AnomalyMethod):
                 f"{self.name}: saved student does not fit backbone {self.config.backbone} layers {self.config.layers}: "
                 f"missing {missing[:5]}, wrong shapes {wrong[:5]}, unexpected {unexpected[:5]}"
             )
-        digest = weights_sha256(self.config.backbone, self.config.weights)
-        if extra.get("backbone_sha256") not in (None, digest):
-            warnings.warn(
-                f"{self.name}: teacher weights {self.config.weights} differ from those used in training "
-                f"(sha256 {digest[:12]} != {extra['backbone_sha256'][:12]}); predictions will not reproduce",
-                stacklevel=3,
-            )
+        warn_if_weights_changed(self.name, self.config.backbone, self.config.weights, extra.get("backbone_sha256"))
         self.student.load_state_dict(state, strict=True)
         self.student.eval()
         self.info = dict(extra)

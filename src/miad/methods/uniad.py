@@ -40,7 +40,6 @@ Deviations:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -49,7 +48,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from miad.backbones import create_feature_extractor, feature_channels, normalization, weights_sha256
+from miad.backbones import (
+    create_feature_extractor,
+    feature_channels,
+    normalization,
+    warn_if_weights_changed,
+    weights_sha256,
+)
 from miad.config import UniADConfig
 from miad.methods.base import AnomalyMethod, to_batch
 from miad.methods.uniad_model import UniADReconstruction, align_features, feature_jitter
@@ -192,13 +197,7 @@ class UniAD(AnomalyMethod):
                 f"({self.channels} feature channels, feature_size {self.config.feature_size}); "
                 f"mismatching keys: {wrong[:5]}"
             )
-        digest = weights_sha256(self.config.backbone, self.config.weights)
-        if extra.get("backbone_sha256") not in (None, digest):
-            warnings.warn(
-                f"{self.name}: backbone weights {self.config.weights} differ from those used in training "
-                f"(sha256 {digest[:12]} != {extra['backbone_sha256'][:12]}); predictions will not reproduce",
-                stacklevel=3,
-            )
+        warn_if_weights_changed(self.name, self.config.backbone, self.config.weights, extra.get("backbone_sha256"))
         self.network.load_state_dict(state, strict=True)
         self.network.eval()
         self.info = dict(extra)
