@@ -110,10 +110,10 @@ def anomaly_map_grid(
     rows = []
     for scenario in scenarios:
         maps = {m: load_file(str(maps_root / m / variant / f"{scenario}.safetensors")) for m in methods}
-        defective = _defective_stems(renders, variant, scenario)
-        stems = sorted(next(iter(maps.values())), key=lambda stem: (stem not in defective, stem))
         dataset = ShardDataset(split_dir(renders, variant, scenario, "test"))
         by_stem = {entry.stem: i for i, entry in enumerate(dataset.entries)}
+        defective = {entry.stem for entry in dataset.entries if entry.label == 1}
+        stems = sorted(next(iter(maps.values())), key=lambda stem: (stem not in defective, stem))
         for stem in stems[pick]:
             sample = dataset[by_stem[stem]]
             rows.append((scenario, sample, [maps[m][stem].astype(np.float32) for m in methods]))
@@ -137,10 +137,3 @@ def anomaly_map_grid(
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
-
-
-def _defective_stems(renders: Path, variant: str, scenario: str) -> set[str]:
-    dataset = ShardDataset(split_dir(renders, variant, scenario, "test"))
-    stems = {e.stem for e in dataset.entries if e.label == 1}
-    dataset.close()
-    return stems
