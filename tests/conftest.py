@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from miad.config import Params, RenderConfig, load_params
+from miad.render.factors import sample_angle
 from miad.render.plan import RenderedSample, SamplePlan
 from tests.project_copy import REPO, copy_project
 
@@ -58,7 +59,15 @@ class FakeRenderer:
             y, x = rng.integers(0, self.size - 6, 2)
             image[y : y + 5, x : x + 5] = 250
             mask[y : y + 5, x : x + 5] = 255
-        return RenderedSample(image, mask, {"camera": {"theta": float(rng.uniform(0, 360))}}, cycles_seconds=0.0)
+        camera = {"theta": sample_angle(rng, 0.0, 360.0, plan.split), "phi": sample_angle(rng, 0.0, 60.0, plan.split)}
+        record = {
+            "camera": camera,
+            "defect_pixels": int(np.count_nonzero(mask)),
+            "object_pixels": self.size * self.size // 4,
+            "background": {"kind": "plate", "name": f"backgrounds/{plan.split}/bg_{plan.index % 3:03d}.png"},
+            "surface": {"kind": "rust", "name": f"textures/rust/{plan.split}/rust_{plan.index % 2:03d}.png"},
+        }
+        return RenderedSample(image, mask, record, cycles_seconds=0.0)
 
 
 @pytest.fixture

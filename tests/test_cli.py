@@ -6,7 +6,7 @@ import pytest
 from miad.cli import build_parser, main
 from tests.conftest import REPO
 
-COMMANDS = ["render", "verify", "export", "assets", "train", "evaluate", "report", "profile", "params"]
+COMMANDS = ["render", "verify", "export", "assets", "train", "evaluate", "stats", "report", "profile", "params"]
 
 
 def test_every_command_explains_itself(capsys):

@@ -40,7 +40,9 @@ def reproduce(repo: Path) -> str:
             config.update({"epochs": 2} if "epochs" in config else {})
     params["smoke"]["train"]["draem"]["lr_milestones"] = [1]
     params["smoke"]["train"]["uniad"].update(feature_size=4, lr_drop_epoch=1)
-    params["table7"].update(fractions=[0.5], uncapped_fractions=[0.5, 1.0])
+    params["scenarios"] = ["electrical_insulator", "witness_mark"]  # a night and a day scene
+    params["table7"].update(scenarios=["electrical_insulator"], fractions=[0.5], uncapped_fractions=[0.5, 1.0])
+    params["ablation"].update(methods=["patchcore"], scenarios=["witness_mark"], variants=["baseline", "us"])
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     run(["miad", "assets", "restore"], repo)
     return run(["dvc", "repro"], repo)
@@ -53,6 +55,7 @@ def outputs(repo: Path) -> dict[str, bytes]:
         repo / "results" / "metrics.json",
         *repo.glob("results/runs/**/*.json"),
         *repo.glob("results/tables/*"),
+        repo / "results" / "dataset_stats.json",
     ]
     return {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted(paths) if p.is_file()}
 
@@ -62,8 +65,15 @@ def test_smoke_pipeline_end_to_end_and_deterministic(repo_copy: Path, tmp_path: 
     for table in ("table3", "table4", "table5", "table6", "table7"):
         for suffix in ("md", "csv", "tex"):
             assert (repo_copy / "results" / "tables" / f"{table}.{suffix}").is_file()
-    for figure in ("figure2_samples", "figure4_anomaly_maps", "figure5_more_maps"):
+    figures = ("figure2_samples", "figure2_samples_baseline", "figure2_samples_us", "figure4_anomaly_maps",
+               "figure5_more_maps", "dataset_angles", "dataset_defect_ratio")  # fmt: skip
+    for figure in figures:
         assert (repo_copy / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
+    stats = json.loads((repo_copy / "results" / "dataset_stats.json").read_text())
+    datasets = ["baseline/witness_mark", "main/electrical_insulator", "main/witness_mark", "us/witness_mark"]
+    assert sorted(stats) == datasets
+    assert all(row["leak_free"] for row in stats.values())
+    assert "main/witness_mark" in (repo_copy / "results" / "tables" / "dataset_stats.md").read_text()
     metrics = json.loads((repo_copy / "results" / "metrics.json").read_text())
     main = metrics["main/electrical_insulator"]
     assert set(main) == {"rd", "patchcore", "fastflow", "draem", "ae", "uniad"}
@@ -72,6 +82,9 @@ def test_smoke_pipeline_end_to_end_and_deterministic(repo_copy: Path, tmp_path: 
     for method, paper in (("patchcore", "0.55"), ("rd", "0.68"), ("uniad", "0.50")):
         assert f"{main[method]['image_auroc']:.2f} / {paper}" in table3
     assert "— / 0.91" in table3  # metal welding is not rendered: its cells stay empty
+    table6 = (repo_copy / "results" / "tables" / "table6.md").read_text()
+    for variant in ("baseline", "us"):
+        assert f"{metrics[f'{variant}/witness_mark']['patchcore']['image_auroc']:.2f} / " in table6
     table7 = (repo_copy / "results" / "tables" / "table7.md").read_text()
     assert f"{metrics['table7/0.5/main/electrical_insulator']['draem']['image_auroc']:.2f} / " in table7
     assert (repo_copy / "results" / "plots" / "roc" / "fastflow" / "main" / "electrical_insulator.csv").is_file()

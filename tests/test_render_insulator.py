@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from miad.catalog import RENDERABLE, SCENARIOS
 from miad.config import RenderConfig
 from miad.render.plan import GOOD, RenderedSample, SamplePlan
 
@@ -31,23 +30,6 @@ MIN_MEAN_ABS_DIFF = 10.0  # mean |defective - good| over the mask, in 8-bit leve
 
 def _digest(sample: RenderedSample) -> str:
     return hashlib.sha256(sample.image.tobytes() + sample.mask.tobytes()).hexdigest()
-
-
-def test_registry_matches_catalog() -> None:
-    from miad.render.scenarios import SCENE_BUILDERS
-
-    assert set(SCENE_BUILDERS) == set(RENDERABLE)
-    for key, builder in SCENE_BUILDERS.items():
-        assert builder.key == key
-        assert builder.defect_types == SCENARIOS[key].defect_types
-
-
-@pytest.mark.parametrize("factor", ["ub", "us"])
-def test_unimplemented_factor_raises(factor: str, tmp_path: Path) -> None:
-    from miad.render.scene import ScenarioRenderer
-
-    with pytest.raises(NotImplementedError, match=factor):
-        ScenarioRenderer("electrical_insulator", ("uv", factor), CFG, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -73,12 +73,12 @@ SCENARIOS: dict[str, ScenarioInfo] = {
 }
 SCENARIO_NAMES = tuple(SCENARIOS)
 
-# Scenarios whose scene the renderer can build now (the others arrive with the scenario issue).
-RENDERABLE = ("electrical_insulator",)
+# Scenarios whose scene the renderer can build (all seven; see miad.render.scenarios).
+RENDERABLE = SCENARIO_NAMES
 
-# Factors the renderer implements now; a variant's factors are intersected with these and the
+# Factors the renderer implements; a variant's factors are intersected with these and the
 # index of every image records the factors actually applied.
-IMPLEMENTED_FACTORS = ("uv",)
+IMPLEMENTED_FACTORS = FACTOR_NAMES
 
 # Dataset variants: `main` is each scenario with its Table 2 factors; the ablation variants of
 # Tables 5 and 6 switch factors on one at a time from a controlled baseline.

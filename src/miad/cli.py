@@ -27,6 +27,7 @@ EPILOG = """\
 examples:
   miad render --scenario electrical_insulator      render (or resume) one scenario's shards
   miad verify                                      check every shard's sha256 under renders/
+  miad stats                                       defect pixel ratios vs the paper, split-leak check
   miad export --layout mvtec /tmp/miad_mvtec       write the MVTec AD folder layout
   miad profile paper                               switch params.yaml to the paper profile
 """
@@ -180,11 +181,48 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    from miad.data.stats import collect_stats, rendered_datasets
+
+    renders = Path(args.renders)
+    if args.all:
+        datasets = rendered_datasets(renders) if renders.is_dir() else []
+    else:
+        params = _params(args)
+        datasets = [("main", s) for s in params.scenarios]
+        datasets += [(v, s) for v in params.ablation.variants for s in params.ablation.scenarios]
+    if args.variant:
+        datasets = [d for d in datasets if d[0] in args.variant]
+    if not datasets:
+        raise UserError(f"no rendered datasets (both splits with manifests) under {renders}")
+    stats = collect_stats(renders, datasets)
+    print(f"{'dataset':42s} {'factors':9s} {'train':>5s} {'test':>5s} {'defect %':>9s} {'paper %':>8s} "
+          f"{'coverage %':>10s}  leaks")  # fmt: skip
+    for key, row in stats.items():
+        ratio = row["test"]["defect_pixel_ratio"]
+        coverage = row["test"]["object_coverage"]
+        print(
+            f"{key:42s} {'+'.join(row['factors']) or '-':9s} {row['train']['images']:5d} {row['test']['images']:5d} "
+            f"{100 * ratio['mean'] if ratio else float('nan'):9.3f} {100 * row['paper_defect_pixel_ratio']:8.2f} "
+            f"{100 * coverage['mean'] if coverage else float('nan'):10.1f}  "
+            f"{'none' if row['leak_free'] else row['leaks']}"
+        )
+    leaking = [key for key, row in stats.items() if not row["leak_free"]]
+    if leaking:
+        raise UserError(f"train and test splits share angle bins, backgrounds or textures in: {leaking}")
+    write_json_atomic(Path(args.out), stats)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from miad.reporting.report import build_report
 
+    stats = Path(args.stats) if args.stats else None
+    if stats is not None and not stats.is_file():
+        raise UserError(f"{stats}: dataset statistics missing; run `miad stats` first (or pass --stats '')")
     build_report(
-        _params(args), Path(args.runs), Path(args.size_runs), Path(args.maps), Path(args.renders), Path(args.out)
+        _params(args), Path(args.runs), Path(args.size_runs), Path(args.maps), Path(args.renders), Path(args.out), stats
     )
     print(f"tables in {Path(args.out) / 'tables'}, figures in {Path(args.out) / 'figures'}", file=sys.stderr)
     return 0
@@ -254,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         "assets": (cmd_assets, "build, check or restore data/ (backgrounds, textures) against data.dvc"),
         "train": (cmd_train, "train one method on one scenario's train split; save safetensors + config"),
         "evaluate": (cmd_evaluate, "score a test split: image AUROC, Recall@1%%FPR, AUPRO@0.3, pixel AUROC"),
+        "stats": (cmd_stats, "dataset statistics vs the paper (Table 2) and the train/test leak check, as JSON"),
         "report": (cmd_report, "write Tables 3-7 (ours beside the paper's), metrics.json and Figures 2, 4, 5"),
         "profile": (cmd_profile, "show or switch the active profile (smoke | paper) in params.yaml"),
         "params": (cmd_params, "validate params.yaml and print the active profile's resolved values"),
@@ -315,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["evaluate"].add_argument("--roc-csv", help="also write the ROC curve here (CSV: fpr,tpr)")
     parsers["evaluate"].add_argument("--pro-csv", help="also write the PRO curve here (CSV: fpr,pro)")
     parsers["evaluate"].add_argument("--maps", help="also write a few anomaly maps here (safetensors; Figures 4-5)")
+    parsers["stats"].add_argument("--renders", default="renders", help="root of rendered shards (default: %(default)s)")
+    parsers["stats"].add_argument("--out", default="results/dataset_stats.json", help="JSON to write")
+    parsers["stats"].add_argument("--variant", action="append", choices=VARIANT_NAMES, help="only these variants")
+    parsers["stats"].add_argument(
+        "--all", action="store_true", help="every dataset found under --renders (default: those params.yaml lists)"
+    )
+    parsers["report"].add_argument("--stats", default="results/dataset_stats.json", help="`miad stats` output to show")
     parsers["report"].add_argument("--runs", default="results/runs", help="evaluation results (default: %(default)s)")
     parsers["report"].add_argument("--size-runs", default="results/runs_size", help="Table 7 evaluation results")
     parsers["report"].add_argument("--maps", default="results/maps", help="anomaly maps kept for Figures 4-5")

@@ -49,6 +49,8 @@ class RenderConfig:
     n_test_defective: int = field(default=20, metadata=_range(1))  # defective test images per scenario
     threads: int = field(default=0, metadata=_range(0, 1024))  # Cycles CPU threads, 0 = all cores
     device: str = field(default="cpu", metadata=_choices("cpu", "gpu"))  # Cycles device
+    assets_dir: str = "data"  # the asset library (backgrounds, degradation textures), pinned by data.dvc
+    hdri_dir: str | None = None  # optional HDRIs joining the day background pools (split by name; see render/pools.py)
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,15 @@ class SizeStudyConfig:
 
 
 @dataclass(frozen=True)
+class AblationConfig:
+    """Tables 5 and 6: datasets with the uncontrolled factors switched on one at a time (shared by both profiles)."""
+
+    methods: tuple[str, ...] = ()  # a subset of `methods`
+    scenarios: tuple[str, ...] = ()  # a subset of `scenarios` and of catalog.ABLATION_SCENARIOS
+    variants: tuple[str, ...] = ()  # of catalog.VARIANT_NAMES, without "main" (the main datasets serve +UV+UB+US)
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole of params.yaml, validated; `active` is the selected profile's block."""
 
@@ -219,6 +230,7 @@ class Params:
     methods: tuple[str, ...]  # one model per scenario
     unified_methods: tuple[str, ...]  # one model for all scenarios (UniAD)
     table7: SizeStudyConfig
+    ablation: AblationConfig
     profiles: dict[str, ProfileConfig]
 
     @property
@@ -312,7 +324,7 @@ def to_dict(obj: Any) -> Any:
 
 # --- params.yaml ---------------------------------------------------------------------------------------------
 
-_SHARED_KEYS = ("profile", "seed", "scenarios", "methods", "unified_methods", "table7")
+_SHARED_KEYS = ("profile", "seed", "scenarios", "methods", "unified_methods", "table7", "ablation")
 
 
 def _string_list(
@@ -381,6 +393,7 @@ def parse_params(
             raise ConfigError(f"{path}: table7.{key}: {bad} not in the top-level {key} list {list(allowed)}")
     if 1.0 in table7.fractions:
         raise ConfigError(f"{path}: table7.fractions: 1.0 is the main models' run; list fractions below 1")
+    ablation = _ablation(data, path, chosen_scenarios, chosen_methods)
     return Params(
         profile=profile,
         seed=seed,
@@ -388,8 +401,31 @@ def parse_params(
         methods=chosen_methods,
         unified_methods=chosen_unified,
         table7=table7,
+        ablation=ablation,
         profiles=profiles,
     )
+
+
+def _ablation(
+    data: typing.Mapping[str, Any], path: Path, scenarios: tuple[str, ...], methods: tuple[str, ...]
+) -> AblationConfig:
+    """The `ablation` block, checked against the chosen scenarios and methods and the catalog's variants."""
+    from miad.catalog import ABLATION_SCENARIOS, VARIANT_NAMES
+
+    try:
+        ablation = build(AblationConfig, data["ablation"] or {}, "ablation")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    allowed = {
+        "methods": methods,
+        "scenarios": tuple(s for s in scenarios if s in ABLATION_SCENARIOS),
+        "variants": tuple(v for v in VARIANT_NAMES if v != "main"),
+    }
+    for key, allowed_names in allowed.items():
+        bad = [name for name in getattr(ablation, key) if name not in allowed_names]
+        if bad:
+            raise ConfigError(f"{path}: ablation.{key}: {bad} not allowed; expected names from {list(allowed_names)}")
+    return ablation
 
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> Params:

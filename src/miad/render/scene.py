@@ -1,8 +1,9 @@
 """Render one scenario: build its scene once, then turn each SamplePlan into a RenderedSample.
 
 Every random draw of an image comes from `np.random.default_rng(plan.seed)`, split into independent streams for
-the viewpoint, the defect and the light, so the same plan rendered with its defect switched off shows the same
-view under the same light. Cycles' own seed is set from the plan too.
+the viewpoint, the defect, the light, the background (UB) and the surface (US), so the same plan rendered with its
+defect switched off shows the same view, light, background and weathering. Cycles' own seed is set from the plan too.
+The scene is built once per renderer (per shard task); per image only poses, visibility and shader values change.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from miad.catalog import FACTOR_NAMES, IMPLEMENTED_FACTORS
+from miad.catalog import FACTOR_NAMES
 from miad.config import RenderConfig
 from miad.render import bproc as bproc_boot
+from miad.render.background import BackgroundFactor
 from miad.render.factors import Viewpoint, fixed_viewpoint, sample_viewpoint
 from miad.render.plan import GOOD, RenderedSample, SamplePlan
-from miad.render.scenarios import SCENE_BUILDERS
+from miad.render.scenarios import scene_builder
+from miad.render.surface import SurfaceFactor
 
 MAX_VIEW_ATTEMPTS = 20  # re-draws of viewpoint and defect until the defect shows
 PROBE_RESOLUTION = 128  # rays per image side for the visibility check: the same decision at every resolution
@@ -37,13 +40,7 @@ class ScenarioRenderer:
         for factor in factors:
             if factor not in FACTOR_NAMES:
                 raise ValueError(f"unknown factor {factor!r}; known: {list(FACTOR_NAMES)}")
-            if factor not in IMPLEMENTED_FACTORS:
-                raise NotImplementedError(
-                    f"uncontrolled factor {factor!r} is not implemented by the renderer yet "
-                    f"(implemented: {list(IMPLEMENTED_FACTORS)})"
-                )
-        if scenario not in SCENE_BUILDERS:
-            raise ValueError(f"no scene builder for scenario {scenario!r}; renderable: {sorted(SCENE_BUILDERS)}")
+        builder_cls = scene_builder(scenario)
         self.scenario = scenario
         self.factors = tuple(factors)
         self.render_cfg = render_cfg
@@ -53,7 +50,7 @@ class ScenarioRenderer:
         self._bproc = bproc_boot.bproc_module(Path(temp_dir))
         bproc_boot.init_scene(render_cfg)
         self._generation = bproc_boot.scene_generation()
-        self._builder = SCENE_BUILDERS[scenario](self._bproc)
+        self._builder = builder_cls(self._bproc)
         self.defect_category_id = self._builder.defect_category_id  # segmentation id of defect pixels
         self._bproc.camera.set_intrinsics_from_blender_params(
             lens=math.radians(self._builder.camera_fov_deg),
@@ -61,7 +58,25 @@ class ScenarioRenderer:
             image_height=render_cfg.resolution,
             lens_unit="FOV",
         )
-        self._bproc.renderer.enable_segmentation_output(map_by=["category_id"], default_values={"category_id": 0})
+        # The factors: UB owns the world (day) or background objects (night), US the object's materials
+        self._background = BackgroundFactor(
+            self._bproc,
+            self._builder.light,
+            "ub" in self.factors,
+            Path(render_cfg.assets_dir),
+            render_cfg.hdri_dir,
+            self._builder.object_radius,
+            self._builder.camera_fov_deg,
+            Path(temp_dir),
+        )
+        self._surface = SurfaceFactor(
+            self._builder.surface_materials(), "us" in self.factors, Path(render_cfg.assets_dir),
+            self._builder.object_radius,
+        )  # fmt: skip
+        # Alpha threshold 0: fully transparent "ghost" parts (a missing part's mask, MVTec LOCO) still write their id
+        self._bproc.renderer.enable_segmentation_output(
+            map_by=["category_id"], default_values={"category_id": 0}, pass_alpha_threshold=0.0
+        )
 
     @property
     def is_live(self) -> bool:
@@ -80,15 +95,18 @@ class ScenarioRenderer:
         for kind in {plan.defect_type, shown} - {GOOD}:
             if kind not in self._builder.defect_types:
                 raise ValueError(f"{self.scenario} has no defect type {kind!r}; known: {self._builder.defect_types}")
-        view_rng, defect_rng, light_rng = np.random.default_rng(plan.seed).spawn(3)
+        view_rng, defect_rng, light_rng, background_rng, surface_rng = np.random.default_rng(plan.seed).spawn(5)
 
         # Viewpoint and defect: the defect placed by the plan decides the view, even if another one is shown
         placed = plan.defect_type if plan.defect_type != GOOD else shown
+        self._background.hide()  # background objects stay out of the visibility probe
         viewpoint, defect = self._place(plan, placed, view_rng, defect_rng)
         if shown == GOOD:
             self._builder.clear_defect()
             defect = None
         light = self._builder.place_lights(light_rng, viewpoint)
+        background = self._background.apply(background_rng, plan.split, viewpoint)
+        surface = self._surface.apply(surface_rng, plan.split)
 
         # Render colours and segmentation in one call, timed, quiet on stdout
         bproc_boot.set_seed(plan.seed)
@@ -113,8 +131,11 @@ class ScenarioRenderer:
                 "viewpoint_range": self._builder.viewpoint_range.to_record(),
             },
             "light": light,
+            "background": background,
+            "surface": surface,
             "defect": defect,
             "defect_pixels": defect_pixels,
+            "object_pixels": int(np.count_nonzero(categories > 0)),  # object of interest and defect together
         }
         return RenderedSample(image=image, mask=mask, record=record, cycles_seconds=cycles_seconds)
 

@@ -26,12 +26,14 @@ from miad.data.layout import shard_name, split_dir
 from miad.data.manifest import build_manifest, write_manifest
 from miad.data.shards import IndexEntry, check_shard, encode_png, sha256_bytes, write_shard
 from miad.render.plan import GOOD, RenderedSample, SamplePlan
+from miad.render.pools import pools_digest
 from miad.seeding import derive_seed
 
 # Bump when a change to the renderer changes pixels for the same params: every shard re-renders.
-RENDERER_VERSION = 1
-# Render settings that change no pixel (checked by the determinism tests) stay out of the spec.
-SPEC_EXCLUDED_RENDER_KEYS = ("threads", "shard_size")
+RENDERER_VERSION = 2  # 2: seven scenarios, UB and US
+# Render settings that change no pixel (checked by the determinism tests) stay out of the spec; the asset
+# directories enter it through the digest of the pool files they hold, not through their paths.
+SPEC_EXCLUDED_RENDER_KEYS = ("threads", "shard_size", "assets_dir", "hdri_dir")
 
 
 class Renderer(Protocol):
@@ -82,6 +84,8 @@ def plan_shards(params: Params, variant: str, scenario: str) -> list[ShardTask]:
     """All shard tasks of a dataset, both splits, with their spec hashes."""
     cfg = params.active.render
     render_spec = {k: v for k, v in to_dict(cfg).items() if k not in SPEC_EXCLUDED_RENDER_KEYS}
+    factors = applied_factors(variant, scenario)
+    assets = pools_digest(Path(cfg.assets_dir), cfg.hdri_dir) if {"ub", "us"} & set(factors) else None
     tasks = []
     for split in SPLITS:
         plans = plan_split(params, variant, scenario, split)
@@ -93,7 +97,8 @@ def plan_shards(params: Params, variant: str, scenario: str) -> list[ShardTask]:
                 "scenario": scenario,
                 "split": split,
                 "shard": k // cfg.shard_size,
-                "factors": list(applied_factors(variant, scenario)),
+                "factors": list(factors),
+                "assets": assets,
                 "render": render_spec,
                 "plans": [[p.index, p.defect_type, p.seed] for p in chunk],
             }

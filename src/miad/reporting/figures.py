@@ -1,4 +1,4 @@
-"""Figures of the report. Figure 2: good and defective test samples per scenario, masks outlined."""
+"""Figures of the report: Figure 2 (samples, masks outlined), dataset statistics, Figures 4/5 (anomaly maps)."""
 
 from __future__ import annotations
 
@@ -31,15 +31,19 @@ def outline_mask(image: np.ndarray, mask: np.ndarray, thickness: int = 1) -> np.
 
 
 def pick_samples(dataset: ShardDataset, count: int) -> tuple[list[Sample], list[Sample]]:
-    """The first `count` good and first `count` defective samples, in index order (deterministic)."""
-    good, bad = [], []
+    """The first `count` good samples and `count` defective ones, taking the defect types in turn (index order)."""
+    good = [i for i, e in enumerate(dataset.entries) if e.label == 0][:count]
+    by_type: dict[str, list[int]] = {}
     for i, entry in enumerate(dataset.entries):
-        bucket = good if entry.label == 0 else bad
-        if len(bucket) < count:
-            bucket.append(dataset[i])
-        if len(good) == count and len(bad) == count:
-            break
-    return good, bad
+        if entry.label == 1:
+            by_type.setdefault(entry.defect_type, []).append(i)
+    bad: list[int] = []
+    queues = [by_type[kind] for kind in sorted(by_type)]
+    while len(bad) < count and any(queues):
+        for queue in queues:
+            if queue and len(bad) < count:
+                bad.append(queue.pop(0))
+    return [dataset[i] for i in good], [dataset[i] for i in bad]
 
 
 def save_figure(fig: plt.Figure, path: Path, dpi: int = 150) -> None:
@@ -55,28 +59,68 @@ def save_figure(fig: plt.Figure, path: Path, dpi: int = 150) -> None:
 
 
 def sample_grid(renders: Path, variant: str, scenarios: Sequence[str], count: int, path: Path) -> None:
-    """Figure 2: per scenario a column block, good samples on top, defective ones below with outlines."""
-    columns = []
+    """Figure 2: one row per scenario, `count` good test images, then `count` defective ones with masks outlined."""
+    rows = []
     for scenario in scenarios:
         dataset = ShardDataset(split_dir(renders, variant, scenario, "test"))
         good, bad = pick_samples(dataset, count)
         dataset.close()
-        columns.extend((scenario, g, b) for g, b in zip(good, bad, strict=False))
-    if not columns:
-        raise ValueError(f"no test samples found under {renders}/{variant} for {list(scenarios)}")
-    fig, axes = plt.subplots(2, len(columns), figsize=(2.0 * len(columns), 4.3), squeeze=False)
-    for col, (scenario, good, bad) in enumerate(columns):
-        axes[0, col].imshow(good.image)
-        axes[1, col].imshow(outline_mask(bad.image, bad.mask))
-        if col == 0 or columns[col - 1][0] != scenario:  # one title per scenario block
-            axes[0, col].set_title(SCENARIOS[scenario].title, fontsize=8, loc="left")
-        axes[1, col].set_xlabel(bad.entry.defect_type.replace("_", " "), fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0, 0].set_ylabel("good", fontsize=8)
-    axes[1, 0].set_ylabel("defective", fontsize=8)
-    fig.suptitle(f"MIAD-like samples ({variant} set): test images, defect masks outlined in red", fontsize=9)
+        rows.append((scenario, good, bad))
+    if not rows:
+        raise ValueError(f"no scenarios given for Figure 2 ({variant} set)")
+    ncols = 2 * count
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.5 * ncols, 1.6 * len(rows) + 0.5), squeeze=False)
+    for r, (scenario, good, bad) in enumerate(rows):
+        cells = [*good, *[None] * (count - len(good)), *bad, *[None] * (count - len(bad))]
+        for c, sample in enumerate(cells):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if sample is None:
+                ax.axis("off")
+                continue
+            defective = sample.entry.label == 1
+            ax.imshow(outline_mask(sample.image, sample.mask) if defective else sample.image)
+            label = sample.entry.defect_type.replace("_", " ") if defective else "good"
+            ax.set_title(label, fontsize=7, color="firebrick" if defective else "black", pad=2)
+        axes[r, 0].set_ylabel(SCENARIOS[scenario].title, fontsize=7)
+    fig.suptitle(f"MIAD-like test samples ({variant} set); defect masks outlined in red", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def angle_histograms(stats: dict, datasets: Sequence[str], path: Path) -> None:
+    """Camera azimuth and elevation histograms per split (10-degree bins), one row per dataset."""
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(7.0, 1.4 * len(datasets) + 0.6), squeeze=False)
+    for r, key in enumerate(datasets):
+        for c, angle in enumerate(("theta", "phi")):
+            ax = axes[r, c]
+            for split, colour in (("train", "tab:blue"), ("test", "tab:orange")):
+                hist = stats[key][split][f"{angle}_histogram"]
+                ax.stairs(hist["counts"], hist["edges"], color=colour, label=split)
+            ax.tick_params(labelsize=6)
+            ax.set_title(f"{key}: {'azimuth' if angle == 'theta' else 'elevation'} (deg)", fontsize=7, pad=2)
+    axes[0, 0].legend(fontsize=6)
+    fig.suptitle("Camera angles per split (train and test never share a 1-degree bin)", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def defect_ratio_chart(stats: dict, path: Path) -> None:
+    """Defect pixel ratio of each dataset's defective test images beside the paper's Table 2 value (log scale)."""
+    keys = [k for k in stats if stats[k]["test"]["defect_pixel_ratio"]]
+    ours = [100 * stats[k]["test"]["defect_pixel_ratio"]["mean"] for k in keys]
+    paper = [100 * stats[k]["paper_defect_pixel_ratio"] for k in keys]
+    fig, ax = plt.subplots(figsize=(7.0, 0.3 * len(keys) + 1.2))
+    y = np.arange(len(keys))
+    ax.barh(y - 0.2, ours, height=0.4, label="ours", color="tab:blue")
+    ax.barh(y + 0.2, paper, height=0.4, label="paper (Table 2)", color="tab:gray")
+    ax.set_yticks(y, keys, fontsize=6)
+    ax.set_xscale("log")
+    ax.set_xlabel("defect pixels, % of the image (mean over defective test images)", fontsize=7)
+    ax.tick_params(axis="x", labelsize=6)
+    ax.invert_yaxis()
+    ax.legend(fontsize=6)
     fig.tight_layout()
     save_figure(fig, path)
 

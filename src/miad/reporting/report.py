@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from miad.atomic import write_json_atomic, write_text_atomic
-from miad.catalog import ABLATION_SCENARIOS, RENDERABLE, SCENARIOS
+from miad.catalog import RENDERABLE, SCENARIOS
 from miad.config import Params
 from miad.data.layout import dataset_key, split_dir
 from miad.data.manifest import read_manifest
@@ -41,18 +41,21 @@ def all_methods(params: Params) -> tuple[str, ...]:
 
 
 def collect_results(params: Params, runs: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """{dataset key: {method: metrics}}: every (method, scenario) of params on `main` (required), plus
-    whatever ablation-variant runs exist (Tables 5 and 6)."""
+    """{dataset key: {method: metrics}}: every (method, scenario) of params on `main` and every ablation run
+    that params.ablation lists (Tables 5 and 6); all are required."""
     results: dict[str, dict[str, dict[str, float]]] = {}
     for scenario in params.scenarios:
         for method in all_methods(params):
             results.setdefault(dataset_key("main", scenario), {})[method] = read_metrics(
                 run_path(runs, method, "main", scenario)
             )
-    for path in sorted(Path(runs).glob("*/*/*.json")):
-        method, variant, scenario = path.parent.parent.name, path.parent.name, path.stem
-        if variant != "main" and scenario in ABLATION_SCENARIOS:
-            results.setdefault(dataset_key(variant, scenario), {})[method] = read_metrics(path)
+    ablation = params.ablation
+    for scenario in ablation.scenarios:
+        for variant in ablation.variants:
+            for method in ablation.methods:
+                results.setdefault(dataset_key(variant, scenario), {})[method] = read_metrics(
+                    run_path(runs, method, variant, scenario)
+                )
     return results
 
 
@@ -105,7 +108,32 @@ def write_table(out: Path, table: tables.Table, footnotes: list[str]) -> None:
     write_text_atomic(out / "tables" / f"{table.name}.tex", tables.to_latex(table))
 
 
-def build_report(params: Params, runs: Path, size_runs: Path, maps: Path, renders: Path, out: Path) -> dict[str, Any]:
+def stats_table(stats: dict[str, Any]) -> str:
+    """Markdown: per rendered dataset its sizes, defect pixel ratio beside the paper's, coverage and leak check."""
+    lines = [
+        "Dataset statistics (`miad stats`, results/dataset_stats.json): defect pixel ratio = mean over the defective"
+        " test images; the paper's from Table 2; coverage = object-of-interest pixels over all test images.",
+        "",
+        "| dataset | factors | train | test good | test defective | defect % (ours) | defect % (paper) | ours/paper"
+        " | coverage % mean (min-max) | leak-free |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, row in stats.items():
+        test = row["test"]
+        ratio, coverage = test["defect_pixel_ratio"], test["object_coverage"]
+        good = test["per_type"].get("good", 0)
+        lines.append(
+            f"| {key} | {'+'.join(f.upper() for f in row['factors']) or 'none'} | {row['train']['images']} | {good} "
+            f"| {test['images'] - good} | {100 * ratio['mean']:.3f} | {100 * row['paper_defect_pixel_ratio']:.2f} "
+            f"| {row['defect_ratio_vs_paper']:.2f} | {100 * coverage['mean']:.1f} ({100 * coverage['min']:.1f}-"
+            f"{100 * coverage['max']:.1f}) | {'yes' if row['leak_free'] else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def build_report(
+    params: Params, runs: Path, size_runs: Path, maps: Path, renders: Path, out: Path, stats_path: Path | None = None
+) -> dict[str, Any]:
     """Write results/tables/*, results/metrics.json and results/figures/*; return the metrics."""
     results = collect_results(params, runs)
     size_results = collect_size_results(params, results, size_runs, renders)
@@ -113,8 +141,8 @@ def build_report(params: Params, runs: Path, size_runs: Path, maps: Path, render
     write_table(out, tables.main_table("table3", results, ("image_auroc", "recall_at_fpr")), footnotes)
     write_table(out, tables.main_table("table4", results, ("aupro",)), footnotes)
     for name, scenario in (("table5", "electrical_insulator"), ("table6", "witness_mark")):
-        has_variants = any(k.endswith(f"/{scenario}") and not k.startswith("main/") for k in results)
-        extra = [] if has_variants else ["Ablation variants (baseline, +UV, +UB, +US) are not rendered yet."]
+        has_variants = scenario in params.ablation.scenarios and params.ablation.variants
+        extra = [] if has_variants else ["Ablation variants of this scenario are not in params.yaml's `ablation`."]
         write_table(out, tables.factor_table(name, scenario, results), [*footnotes, *extra])
     cap = params.active.train.patchcore.max_train_images
     cap_note = (
@@ -127,10 +155,18 @@ def build_report(params: Params, runs: Path, size_runs: Path, maps: Path, render
         **{f"table7/{fraction:g}/{key}": row for fraction, rows in size_results.items() for key, row in rows.items()},
     }
     write_json_atomic(out / "metrics.json", metrics)
-    figures.sample_grid(
-        renders, "main", params.scenarios, params.active.report.figure_samples, out / "figures" / "figure2_samples.png"
-    )
-    methods, figure_dir = all_methods(params), out / "figures"
+    count, figure_dir = params.active.report.figure_samples, out / "figures"
+    figures.sample_grid(renders, "main", params.scenarios, count, figure_dir / "figure2_samples.png")
+    for variant in params.ablation.variants:
+        path = figure_dir / f"figure2_samples_{variant}.png"
+        figures.sample_grid(renders, variant, params.ablation.scenarios, count, path)
+    if stats_path is not None:
+        stats = json.loads(Path(stats_path).read_text(encoding="utf-8"))
+        write_text_atomic(out / "tables" / "dataset_stats.md", stats_table(stats))
+        figures.defect_ratio_chart(stats, figure_dir / "dataset_defect_ratio.png")
+        main_keys = [dataset_key("main", s) for s in params.scenarios if dataset_key("main", s) in stats]
+        figures.angle_histograms(stats, main_keys, figure_dir / "dataset_angles.png")
+    methods = all_methods(params)
     figures.anomaly_map_grid(
         renders,
         maps,

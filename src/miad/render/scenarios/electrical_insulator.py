@@ -19,14 +19,27 @@ import bpy  # bmesh is imported where used: it loads only after bpy
 import numpy as np
 
 from miad.render.factors import Viewpoint, ViewpointRange
+from miad.render.scenarios.common import (
+    DEFECT_CATEGORY,
+    OBJECT_CATEGORY,
+    SMALL_SEGMENTS,
+    InspectionLamp,
+    add_object,
+    box,
+    extrude,
+    material,
+    mesh,
+    replace_mesh,
+    revolve,
+    show,
+    split_by_material,
+)
 
 # --- dimensions (metres), after a U120B-class toughened glass disc ------------------------------------------------
 N_UNITS = 6  # discs in the string
 UNIT_SPACING = 0.146  # cap top to cap top
 SHED_RADIUS = 0.1275  # 255 mm disc
 CAP_EDGE_RADIUS = 0.050  # where the glass leaves the cap: the chip depth is a fraction of the glass beyond it
-REVOLVE_SEGMENTS = 96  # around the axis, for caps and sheds
-SMALL_SEGMENTS = 32  # around the axis, for pins, rods and fittings
 CONDUCTOR_LENGTH = 1.6
 CROSSARM_LENGTH = 1.4
 CROSSARM_Z = 0.20  # underside of the crossarm's angle section
@@ -79,10 +92,6 @@ MATERIALS = {
     "weathered_steel": ((0.45, 0.46, 0.47), 1.0, 0.55, 0.0),  # crossarm, older galvanising
     "aluminium": ((0.55, 0.56, 0.57), 1.0, 0.45, 0.0),  # conductor strands
 }
-GLASS_IOR = 1.52
-
-OBJECT_CATEGORY = 1  # every part of the insulator assembly
-DEFECT_CATEGORY = 2  # fracture faces of a broken shed
 DEFECT_TYPES = ("broken_shed",)
 
 # --- broken_shed chip, relative to the shed ----------------------------------------------------------------------
@@ -112,81 +121,6 @@ VIEWPOINT_RANGE = ViewpointRange(
     fixed_phi=12.5,
 )
 CAMERA_FOV_DEG = 40.0  # BlenderProc's default field of view
-SPOT_ENERGY_W = 120.0  # at SPOT_REFERENCE_M from the point of interest; scaled with distance squared
-SPOT_REFERENCE_M = 1.8
-SPOT_ENERGY_JITTER = (0.8, 1.2)
-SPOT_OFFSET_UP_M = 0.35  # lamp mounted above the camera...
-SPOT_OFFSET_SIDE_M = 0.25  # ...and up to this far to either side
-SPOT_SIZE_DEG = 55.0
-SPOT_BLEND = 0.35
-SPOT_RADIUS_M = 0.08  # soft-edged shadows
-SPOT_COLOUR = (1.0, 0.96, 0.90)  # LED lamp, slightly warm
-
-
-def _revolve(name: str, profile: tuple[tuple[float, float], ...], segments: int = REVOLVE_SEGMENTS) -> bpy.types.Mesh:
-    """A closed surface of revolution about z from a closed (radius, z) loop."""
-    prof = np.asarray(profile)  # (P, 2)
-    angles = np.linspace(0.0, 2 * math.pi, segments, endpoint=False)  # (S,)
-    verts = np.stack(
-        [
-            np.outer(np.cos(angles), prof[:, 0]),
-            np.outer(np.sin(angles), prof[:, 0]),
-            np.broadcast_to(prof[:, 1], (segments, len(prof))),
-        ],
-        axis=-1,
-    ).reshape(-1, 3)  # (S*P, 3)
-    n = len(prof)
-    faces = [
-        (s * n + p, s * n + (p + 1) % n, ((s + 1) % segments) * n + (p + 1) % n, ((s + 1) % segments) * n + p)
-        for s in range(segments)
-        for p in range(n)
-    ]
-    return _mesh(name, verts.tolist(), faces, smooth=True)
-
-
-def _extrude(name: str, polygon: list[tuple[float, float]], length: float) -> bpy.types.Mesh:
-    """A prism along x from a closed polygon in (y, z), centred on x = 0."""
-    n = len(polygon)
-    verts = [(x, y, z) for x in (-length / 2, length / 2) for y, z in polygon]
-    faces = [tuple(range(n)), tuple(range(2 * n - 1, n - 1, -1))]
-    faces += [(i, (i + 1) % n, n + (i + 1) % n, n + i) for i in range(n)]
-    return _mesh(name, verts, faces, smooth=False)
-
-
-def _box(name: str, size: tuple[float, float, float], centre: tuple[float, float, float]) -> bpy.types.Mesh:
-    """An axis-aligned box."""
-    half, c = np.asarray(size) / 2, np.asarray(centre)
-    corners = [c + half * np.array([sx, sy, sz]) for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]
-    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    return _mesh(name, [tuple(v) for v in corners], faces, smooth=False)
-
-
-def _mesh(name: str, verts: list, faces: list, smooth: bool) -> bpy.types.Mesh:
-    """Build a mesh with outward normals."""
-    import bmesh
-
-    mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata(verts, [], faces)
-    bm = bmesh.new()
-    bm.from_mesh(mesh)
-    bmesh.ops.recalc_face_normals(bm, faces=bm.faces)
-    for face in bm.faces:
-        face.smooth = smooth
-    bm.to_mesh(mesh)
-    bm.free()
-    return mesh
-
-
-def _material(bproc: ModuleType, name: str, spec: tuple) -> bpy.types.Material:
-    """A Principled BSDF material from (base colour, metallic, roughness, transmission)."""
-    colour, metallic, roughness, transmission = spec
-    mat = bproc.material.create(name)
-    mat.set_principled_shader_value("Base Color", [*colour, 1.0])
-    mat.set_principled_shader_value("Metallic", metallic)
-    mat.set_principled_shader_value("Roughness", roughness)
-    mat.set_principled_shader_value("Transmission Weight", transmission)
-    mat.set_principled_shader_value("IOR", GLASS_IOR)
-    return mat.blender_obj
 
 
 class ElectricalInsulatorScene:
@@ -197,33 +131,35 @@ class ElectricalInsulatorScene:
     viewpoint_range = VIEWPOINT_RANGE
     camera_fov_deg = CAMERA_FOV_DEG
     defect_category_id = DEFECT_CATEGORY
+    light = "night"
+    object_radius = 0.75  # metres: crossarm to conductor, around the point of interest
 
     def __init__(self, bproc: ModuleType) -> None:
         self._bproc = bproc
-        self._mats = {name: _material(bproc, name, spec) for name, spec in MATERIALS.items()}
+        self._mats = {name: material(bproc, name, spec) for name, spec in MATERIALS.items()}
 
         # Night: black world, no ambient light
         bproc.renderer.set_world_background([0.0, 0.0, 0.0], strength=0.0)
 
         # The string: per unit a cap, its cement ring, the glass shed and the pin with its ball
-        shed_mesh = _revolve("shed", SHED_PROFILE)
+        shed_mesh = revolve("shed", SHED_PROFILE)
         parts = {
-            "cap": (_revolve("cap", CAP_PROFILE), "galvanised"),
-            "cement": (_revolve("cement", CEMENT_PROFILE), "cement"),
-            "pin": (_revolve("pin", PIN_PROFILE, SMALL_SEGMENTS), "galvanised"),
+            "cap": (revolve("cap", CAP_PROFILE), "galvanised"),
+            "cement": (revolve("cement", CEMENT_PROFILE), "cement"),
+            "pin": (revolve("pin", PIN_PROFILE, SMALL_SEGMENTS), "galvanised"),
         }
         self._sheds = []
         for i in range(N_UNITS):
-            for part, (mesh, mat) in parts.items():
-                self._add(f"{part}_{i}", mesh, mat, (0.0, 0.0, -i * UNIT_SPACING))
+            for part, (part_mesh, mat) in parts.items():
+                self._add(f"{part}_{i}", part_mesh, mat, (0.0, 0.0, -i * UNIT_SPACING))
             self._sheds.append(self._add(f"shed_{i}", shed_mesh, "glass", (0.0, 0.0, -i * UNIT_SPACING)))
 
         # Fittings: crossarm, hanger plates and bolt, ball-eye link on top; socket clevis, clamp, conductor below
-        self._add("crossarm", _extrude("crossarm", CROSSARM_SECTION, CROSSARM_LENGTH), "weathered_steel")
+        self._add("crossarm", extrude("crossarm", CROSSARM_SECTION, CROSSARM_LENGTH), "weathered_steel")
         for name, (size, centre) in FITTING_BOXES.items():
-            self._add(name, _box(name, size, centre), "galvanised")
+            self._add(name, box(name, size, centre), "galvanised")
         for name, (profile, z, tilt, mat) in FITTING_REVOLVES.items():
-            obj = self._add(name, _revolve(name, profile, SMALL_SEGMENTS), mat, (0.0, 0.0, z))
+            obj = self._add(name, revolve(name, profile, SMALL_SEGMENTS), mat, (0.0, 0.0, z))
             obj.rotation_euler = (tilt, 0.0, 0.0)
 
         # Broken shed: intact-glass remainder and fracture faces as two objects, filled per image
@@ -237,31 +173,21 @@ class ElectricalInsulatorScene:
         boolean.operation, boolean.solver, boolean.material_mode = "DIFFERENCE", "EXACT", "TRANSFER"
         boolean.object = self._cutter
         for obj in (self._broken_body, self._fracture, self._cutter, self._template):
-            _show(obj, False)
+            show(obj, False)
 
         # Night lamp near the camera
-        self._spot = bproc.types.Light(light_type="SPOT", name="inspection_lamp")
-        self._spot.set_color(list(SPOT_COLOUR))
-        self._spot.blender_obj.data.spot_size = math.radians(SPOT_SIZE_DEG)
-        self._spot.blender_obj.data.spot_blend = SPOT_BLEND
-        self._spot.blender_obj.data.shadow_soft_size = SPOT_RADIUS_M
+        self._lamp = InspectionLamp(bproc)
 
     def _add(
         self,
         name: str,
-        mesh: bpy.types.Mesh,
+        data: bpy.types.Mesh,
         mat: str,
         location: tuple[float, float, float] = (0, 0, 0),
         category: int = OBJECT_CATEGORY,
     ) -> bpy.types.Object:
-        """Link a new object using `mesh` with material `mat` and a segmentation category."""
-        obj = bpy.data.objects.new(name, mesh)
-        if not mesh.materials:
-            mesh.materials.append(self._mats[mat])
-        obj.location = location
-        obj["category_id"] = category
-        bpy.context.scene.collection.objects.link(obj)
-        return obj
+        """Link a new object using mesh `data` with material `mat` and a segmentation category."""
+        return add_object(name, data, self._mats[mat], location, category)
 
     def defect_objects(self) -> list[bpy.types.Object]:
         """Objects whose visible pixels are the defect mask."""
@@ -270,9 +196,9 @@ class ElectricalInsulatorScene:
     def clear_defect(self) -> None:
         """All sheds intact."""
         for shed in self._sheds:
-            _show(shed, True)
-        _show(self._broken_body, False)
-        _show(self._fracture, False)
+            show(shed, True)
+        show(self._broken_body, False)
+        show(self._fracture, False)
 
     def place_defect(self, rng: np.random.Generator, defect_type: str, viewpoint: Viewpoint) -> dict[str, Any]:
         """Break a chip off one shed's rim, on the side facing the camera; return what was done."""
@@ -287,25 +213,25 @@ class ElectricalInsulatorScene:
         self._set_cutter(math.radians(azimuth), arc, depth * (SHED_RADIUS - CAP_EDGE_RADIUS), bottom, jitter)
 
         # Evaluate the boolean, then split its result by material: cutter faces are the fracture
-        _show(self._template, True)
-        _show(self._cutter, True)
+        show(self._template, True)
+        show(self._cutter, True)
         evaluated = self._template.evaluated_get(bpy.context.evaluated_depsgraph_get())
         result = bpy.data.meshes.new_from_object(evaluated)
-        _show(self._template, False)
-        _show(self._cutter, False)
+        show(self._template, False)
+        show(self._cutter, False)
         slots = list(result.materials)
         fracture = self._mats["fracture"]
         fracture_slot = slots.index(fracture) if fracture in slots else -1  # -1: the cutter missed the shed
-        _replace_mesh(self._broken_body, _split(result, fracture_slot, keep_slot=False), self._mats["glass"])
-        _replace_mesh(self._fracture, _split(result, fracture_slot, keep_slot=True), self._mats["fracture"])
+        replace_mesh(self._broken_body, split_by_material(result, fracture_slot, keep_slot=False), self._mats["glass"])
+        replace_mesh(self._fracture, split_by_material(result, fracture_slot, keep_slot=True), self._mats["fracture"])
         bpy.data.meshes.remove(result)
 
         # Show the broken shed in place of the intact one
         for i, shed in enumerate(self._sheds):
-            _show(shed, i != unit)
+            show(shed, i != unit)
         for obj in (self._broken_body, self._fracture):
             obj.location = self._sheds[unit].location
-            _show(obj, True)
+            show(obj, True)
         bpy.context.view_layer.update()
         return {
             "type": defect_type,
@@ -338,52 +264,12 @@ class ElectricalInsulatorScene:
             for k in range(2)
             for i in range(n)
         ]
-        _replace_mesh(self._cutter, _mesh("cutter", verts, faces, smooth=False), self._mats["fracture"])
+        replace_mesh(self._cutter, mesh("cutter", verts, faces, smooth=False), self._mats["fracture"])
 
     def place_lights(self, rng: np.random.Generator, viewpoint: Viewpoint) -> dict[str, Any]:
         """Mount the lamp above the camera, jittered sideways, aimed at the point of interest."""
-        cam, target = np.asarray(viewpoint.location), np.asarray(viewpoint.look_at)
-        forward = (target - cam) / np.linalg.norm(target - cam)
-        side = np.cross(forward, (0.0, 0.0, 1.0))
-        side /= np.linalg.norm(side)
-        up = np.cross(side, forward)
-        offset = float(rng.uniform(-SPOT_OFFSET_SIDE_M, SPOT_OFFSET_SIDE_M))
-        location = cam + SPOT_OFFSET_UP_M * up + offset * side
-        distance = float(np.linalg.norm(target - location))
-        energy = SPOT_ENERGY_W * (distance / SPOT_REFERENCE_M) ** 2 * float(rng.uniform(*SPOT_ENERGY_JITTER))
-        self._spot.set_location(location.tolist())
-        self._spot.set_rotation_mat(self._bproc.camera.rotation_from_forward_vec(target - location))
-        self._spot.set_energy(energy)
-        return {"location": location.tolist(), "energy_w": energy}
+        return self._lamp.place(rng, viewpoint)
 
-
-def _show(obj: bpy.types.Object, visible: bool) -> None:
-    """Toggle an object for rendering and for ray casts alike."""
-    obj.hide_render = not visible
-    obj.hide_viewport = not visible
-
-
-def _split(mesh: bpy.types.Mesh, slot: int, keep_slot: bool) -> bpy.types.Mesh:
-    """The faces of `mesh` whose material slot is (or is not) `slot`, as a new single-material mesh."""
-    import bmesh
-
-    bm = bmesh.new()
-    bm.from_mesh(mesh)
-    drop = [f for f in bm.faces if (f.material_index == slot) != keep_slot]
-    bmesh.ops.delete(bm, geom=drop, context="FACES")
-    for face in bm.faces:
-        face.material_index = 0
-        face.smooth = face.smooth and not keep_slot  # fracture faces are flat, sharp facets
-    part = bpy.data.meshes.new(mesh.name + ("_fracture" if keep_slot else "_body"))
-    bm.to_mesh(part)
-    bm.free()
-    return part
-
-
-def _replace_mesh(obj: bpy.types.Object, mesh: bpy.types.Mesh, material: bpy.types.Material) -> None:
-    """Swap an object's mesh for `mesh` (with one material) and free the old one."""
-    old = obj.data
-    mesh.materials.append(material)
-    obj.data = mesh
-    if old.users == 0:
-        bpy.data.meshes.remove(old)
+    def surface_materials(self) -> list[bpy.types.Material]:
+        """Materials that weather (US): glass, caps, cement and fittings; not the fracture."""
+        return [mat for name, mat in self._mats.items() if name != "fracture"]
