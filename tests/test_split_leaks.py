@@ -74,7 +74,7 @@ def test_leak_check_finds_each_kind_of_leak() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["witness_mark", "nut_and_bolt"])  # day and night, all three factors on
+@pytest.mark.parametrize("scenario", ["witness_mark", "electrical_insulator"])  # day and night, all factors on
 def test_rendered_splits_do_not_leak(scenario: str, assets: Path, tmp_path: Path) -> None:
     data = tiny_params_dict(n_train=8, n_test_good=4, n_test_defective=4, shard_size=8)
     data["smoke"]["render"]["assets_dir"] = str(assets)
