@@ -23,6 +23,8 @@ CHANGED_LEVEL = 30  # 8-bit |difference| that counts as a changed pixel
 MIN_MEAN_ABS_DIFF = 10.0  # mean |defective - good| over the mask
 NEAR_OBJECT_PX = RESOLUTION // 8  # a displaced part stays this close to the intact object
 MIN_CHANGE_IN_MASK = 0.5  # share of changed pixels within a few pixels of the mask (shadows and reflections aside)
+# Displaced parts are masked where they are (MVTec LOCO): the place they left changes too, on the intact object
+DISPLACED = {"loose_clamp", "loose_nut"}
 DEFECT_CASES = [(s, d) for s, info in SCENARIOS.items() for d in info.defect_types]
 
 
@@ -75,7 +77,7 @@ def test_good_render(scenario: str, renderer_for: Callable[[str, tuple[str, ...]
     assert sample.image.shape == (RESOLUTION, RESOLUTION, 3) and not sample.mask.any()
     assert sample.record["defect"] is None and sample.record["defect_pixels"] == 0
     coverage = sample.record["object_pixels"] / RESOLUTION**2
-    assert 0.02 < coverage < 0.8, f"{scenario}: the object covers {coverage:.1%} of the frame"
+    assert 0.005 < coverage < 0.8, f"{scenario}: the object covers {coverage:.1%} of the frame"  # wires: ~1-3%
     assert _digest(renderer.render(plan)) == _digest(sample), "same plan, same bytes"
 
 
@@ -105,6 +107,8 @@ def test_defect_mask_is_exact(scenario: str, defect: str, renderer_for: Callable
     assert diff[on].mean() > MIN_MEAN_ABS_DIFF, f"{scenario}/{defect}: the defect is not visible in the mask"
     changed = diff > CHANGED_LEVEL
     around = cv2.dilate(on.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    if defect in DISPLACED:
+        around |= cv2.dilate((intact_categories > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     share = changed[around].sum() / max(int(changed.sum()), 1)
     assert share >= MIN_CHANGE_IN_MASK, f"{scenario}/{defect}: only {share:.0%} of the changed pixels near the mask"
 
