@@ -18,7 +18,7 @@ from miad.render import pools
 
 COVERAGE_THRESHOLD = (0.40, 0.60)  # noise level above which the surface is degraded: lower = more coverage
 COVERAGE_SOFTNESS = 0.08  # width of the transition, in noise units
-STRENGTH = (0.55, 0.95)  # opacity of the degradation where it covers
+STRENGTH = (0.4, 0.85)  # opacity of the degradation where it covers
 PATCH_SCALE = (1.0, 3.0)  # noise features per object radius
 TEXTURE_TILE = (0.3, 0.8)  # texture tile size in object radii
 DEGRADED_ROUGHNESS = 0.95
