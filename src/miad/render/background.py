@@ -118,8 +118,8 @@ class BackgroundFactor:
         self._env.image = self._image(name, path)
         self._mapping.inputs["Rotation"].default_value = (0.0, 0.0, math.radians(heading))
         self._world_bg.inputs["Strength"].default_value = strength
-        return {"kind": "hdri" if is_hdri else "plate", "pool": split, "name": name, "heading_deg": heading,
-                "strength": strength}  # fmt: skip
+        kind = "hdri" if is_hdri else "plate"
+        return {"kind": kind, "pool": split, "name": name, "heading_deg": heading, "strength": strength}
 
     # --- night -----------------------------------------------------------------------------------------------------
     def _build_night_objects(self) -> None:

@@ -70,9 +70,11 @@ class ScenarioRenderer:
             Path(temp_dir),
         )
         self._surface = SurfaceFactor(
-            self._builder.surface_materials(), "us" in self.factors, Path(render_cfg.assets_dir),
+            self._builder.surface_materials(),
+            "us" in self.factors,
+            Path(render_cfg.assets_dir),
             self._builder.object_radius,
-        )  # fmt: skip
+        )
         # Alpha threshold 0: fully transparent "ghost" parts (a missing part's mask, MVTec LOCO) still write their id
         self._bproc.renderer.enable_segmentation_output(
             map_by=["category_id"], default_values={"category_id": 0}, pass_alpha_threshold=0.0
