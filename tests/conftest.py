@@ -31,6 +31,19 @@ def tiny_params_dict(**render: int) -> dict:
     return data
 
 
+@pytest.fixture(scope="session", autouse=True)
+def asset_library() -> Path:
+    """data/ as data.dvc pins it (backgrounds and textures that UB, US and DRAEM read), rebuilt here when a fresh
+    clone lacks it: the same bytes `miad assets restore` gives, without needing a DVC remote."""
+    from miad import assets
+
+    root, dvc_file = REPO / "data", REPO / "data.dvc"
+    if not root.is_dir() or assets.compare(root, assets.pinned_files(dvc_file)):
+        assets.build(root)
+        assets.check(root, dvc_file)
+    return root
+
+
 @pytest.fixture
 def params_file(tmp_path: Path) -> Path:
     path = tmp_path / "params.yaml"

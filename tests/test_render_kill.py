@@ -40,8 +40,6 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def test_sigkill_mid_shard_then_rerun_is_byte_identical(tmp_path: Path) -> None:
-    if not (DATA / "backgrounds").is_dir():
-        pytest.skip("asset library not built (run `miad assets restore`)")
     params = _params(tmp_path)
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     proc = _render(params, reference)

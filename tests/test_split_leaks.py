@@ -19,18 +19,14 @@ from miad.render import pools
 from miad.render.shard import render_dataset
 from tests.conftest import tiny_params_dict
 
-DATA = Path(__file__).resolve().parents[1] / "data"
-
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
-def assets() -> Path:
-    if not (DATA / "backgrounds").is_dir():
-        pytest.skip("asset library not built (run `miad assets restore`)")
-    return DATA
+def assets(asset_library: Path) -> Path:
+    return asset_library
 
 
 def test_background_and_texture_pools_are_disjoint(assets: Path) -> None:
