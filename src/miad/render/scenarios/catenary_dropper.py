@@ -32,6 +32,7 @@ from miad.render.scenarios.common import (
     DEFECT_CATEGORY,
     OBJECT_CATEGORY,
     SMALL_SEGMENTS,
+    NamedMaterialScene,
     Sun,
     add_object,
     align_z,
@@ -194,7 +195,7 @@ def _clamp_mesh(name: str, boxes: tuple, sleeve_z: tuple[float, float]) -> bpy.t
     return _merged(name, [_box_vf(*b) for b in boxes] + [_tube_vf(sleeve, SLEEVE_RADIUS)], smooth=False)
 
 
-class CatenaryDropperScene:
+class CatenaryDropperScene(NamedMaterialScene):
     """Builds the overhead line once; per image it removes, breaks or loosens one dropper (or not) and sets the sun."""
 
     key = "catenary_dropper"
@@ -248,17 +249,6 @@ class CatenaryDropperScene:
         ]
         self.clear_defect()
         self._sun = Sun(bproc)
-
-    def _add(
-        self,
-        name: str,
-        data: bpy.types.Mesh,
-        mat: str,
-        location: tuple[float, float, float] = (0, 0, 0),
-        category: int = OBJECT_CATEGORY,
-    ) -> bpy.types.Object:
-        """Link a new object using mesh `data` with material `mat` and a segmentation category."""
-        return add_object(name, data, self._mats[mat], location, category)
 
     def _build_wires(self) -> None:
         """Contact wire (grooved profile, level) and messenger (sagging), both running out of frame."""

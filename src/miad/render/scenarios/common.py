@@ -160,6 +160,23 @@ def add_object(
     return obj
 
 
+class NamedMaterialScene:
+    """Mixin for builders that keep their materials by name in `self._mats`: `_add` links an object with one."""
+
+    _mats: dict[str, bpy.types.Material]
+
+    def _add(
+        self,
+        name: str,
+        data: bpy.types.Mesh,
+        mat: str,
+        location: tuple[float, float, float] = (0, 0, 0),
+        category: int = OBJECT_CATEGORY,
+    ) -> bpy.types.Object:
+        """Link a new object using mesh `data` with material `mat` and a segmentation category."""
+        return add_object(name, data, self._mats[mat], location, category)
+
+
 def show(obj: bpy.types.Object, visible: bool) -> None:
     """Toggle an object for rendering and for ray casts alike."""
     obj.hide_render = not visible

@@ -21,10 +21,9 @@ import numpy as np
 from miad.render.factors import Viewpoint, ViewpointRange
 from miad.render.scenarios.common import (
     DEFECT_CATEGORY,
-    OBJECT_CATEGORY,
     SMALL_SEGMENTS,
     InspectionLamp,
-    add_object,
+    NamedMaterialScene,
     box,
     extrude,
     material,
@@ -123,7 +122,7 @@ VIEWPOINT_RANGE = ViewpointRange(
 CAMERA_FOV_DEG = 40.0  # BlenderProc's default field of view
 
 
-class ElectricalInsulatorScene:
+class ElectricalInsulatorScene(NamedMaterialScene):
     """Builds the insulator string once; per image it places the chip (or not) and the night lamp."""
 
     key = "electrical_insulator"
@@ -177,17 +176,6 @@ class ElectricalInsulatorScene:
 
         # Night lamp near the camera
         self._lamp = InspectionLamp(bproc)
-
-    def _add(
-        self,
-        name: str,
-        data: bpy.types.Mesh,
-        mat: str,
-        location: tuple[float, float, float] = (0, 0, 0),
-        category: int = OBJECT_CATEGORY,
-    ) -> bpy.types.Object:
-        """Link a new object using mesh `data` with material `mat` and a segmentation category."""
-        return add_object(name, data, self._mats[mat], location, category)
 
     def defect_objects(self) -> list[bpy.types.Object]:
         """Objects whose visible pixels are the defect mask."""

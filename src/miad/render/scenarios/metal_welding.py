@@ -27,9 +27,8 @@ import numpy as np
 from miad.render.factors import Viewpoint, ViewpointRange
 from miad.render.scenarios.common import (
     DEFECT_CATEGORY,
-    OBJECT_CATEGORY,
+    NamedMaterialScene,
     Sun,
-    add_object,
     box,
     material,
     mesh,
@@ -262,7 +261,7 @@ def _heat_tint(mat: bpy.types.Material) -> None:
     links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
 
 
-class MetalWeldingScene:
+class MetalWeldingScene(NamedMaterialScene):
     """Builds the welded pipe on its rack once; per image it places pores or a crack (or not) and the sun."""
 
     key = "metal_welding"
@@ -308,17 +307,6 @@ class MetalWeldingScene:
         self.clear_defect()
 
         self._sun = Sun(bproc)
-
-    def _add(
-        self,
-        name: str,
-        data: bpy.types.Mesh,
-        mat: str,
-        location: tuple[float, float, float] = (0, 0, 0),
-        category: int = OBJECT_CATEGORY,
-    ) -> bpy.types.Object:
-        """Link a new object using mesh `data` with material `mat` and a segmentation category."""
-        return add_object(name, data, self._mats[mat], location, category)
 
     def defect_objects(self) -> list[bpy.types.Object]:
         """Objects whose visible pixels are the defect mask (none while the weld is sound)."""

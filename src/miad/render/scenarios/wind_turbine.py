@@ -27,9 +27,8 @@ from mathutils import Matrix
 from miad.render.factors import Viewpoint, ViewpointRange
 from miad.render.scenarios.common import (
     DEFECT_CATEGORY,
-    OBJECT_CATEGORY,
+    NamedMaterialScene,
     Sun,
-    add_object,
     extrude,
     material,
     mesh,
@@ -215,7 +214,7 @@ def _mottle(mat: bpy.types.Material, dark: tuple[float, float, float], scale: fl
     links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
 
 
-class WindTurbineScene:
+class WindTurbineScene(NamedMaterialScene):
     """Builds the turbine once; per image it lays an erosion decal on the inspected blade (or not) and sets the sun."""
 
     key = "wind_turbine"
@@ -252,17 +251,6 @@ class WindTurbineScene:
 
         # Day: the sun on the drone's side of the sky; the world (sky, background) belongs to the renderer
         self._sun = Sun(bproc)
-
-    def _add(
-        self,
-        name: str,
-        data: bpy.types.Mesh,
-        mat: str,
-        location: tuple[float, float, float] = (0, 0, 0),
-        category: int = OBJECT_CATEGORY,
-    ) -> bpy.types.Object:
-        """Link a new object using mesh `data` with material `mat` and a segmentation category."""
-        return add_object(name, data, self._mats[mat], location, category)
 
     def defect_objects(self) -> list[bpy.types.Object]:
         """Objects whose visible pixels are the defect mask."""

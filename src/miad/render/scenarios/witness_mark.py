@@ -28,7 +28,7 @@ import numpy as np
 from miad.render.factors import Viewpoint, ViewpointRange
 from miad.render.scenarios.common import (
     DEFECT_CATEGORY,
-    OBJECT_CATEGORY,
+    NamedMaterialScene,
     Sun,
     add_object,
     box,
@@ -228,7 +228,7 @@ def _nut_mesh(name: str) -> bpy.types.Mesh:
     return mesh(name, verts, faces, smooth=False)
 
 
-class WitnessMarkScene:
+class WitnessMarkScene(NamedMaterialScene):
     """Builds the bolted joint once; per image it turns one nut (or none) and places the sun."""
 
     key = "witness_mark"
@@ -292,17 +292,6 @@ class WitnessMarkScene:
         self.clear_defect()
 
         self._sun = Sun(bproc)
-
-    def _add(
-        self,
-        name: str,
-        data: bpy.types.Mesh,
-        mat: str,
-        location: tuple[float, float, float] = (0, 0, 0),
-        category: int = OBJECT_CATEGORY,
-    ) -> bpy.types.Object:
-        """Link a new object using mesh `data` with material `mat` and a segmentation category."""
-        return add_object(name, data, self._mats[mat], location, category)
 
     def defect_objects(self) -> list[bpy.types.Object]:
         """Objects whose visible pixels are the defect mask: the turned stroke segment and its ghost."""
