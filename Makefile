@@ -11,7 +11,15 @@ export PATH := $(BIN):$(PATH)
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(VENV)/.installed  ## build the virtual environment from the lock files
+SITE   := $(VENV)/lib/python3.11/site-packages
+VENV_PATH_PTH := $(SITE)/miad_venv_path.pth
+
+setup: $(VENV)/.installed $(VENV_PATH_PTH)  ## build the virtual environment from the lock files
+
+# Every Python process of the venv puts the venv's bin/ first on PATH, so that an unactivated `.venv/bin/dvc repro`
+# finds the `miad` its stages call, and `.venv/bin/miad` the `dvc` it calls.
+$(VENV_PATH_PTH): $(VENV)/.installed
+	printf '%s\n' 'import os, sys; d = os.path.dirname(sys.executable); p = os.environ.get("PATH", ""); p.split(os.pathsep)[0] == d or os.environ.__setitem__("PATH", d + os.pathsep + p)' > $@
 
 $(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "bpy 4.2 needs Python 3.11; set PYTHON=..."'

@@ -6,7 +6,19 @@ import pytest
 from miad.cli import build_parser, main
 from tests.conftest import REPO
 
-COMMANDS = ["render", "verify", "export", "assets", "train", "evaluate", "stats", "report", "profile", "params"]
+COMMANDS = [
+    "render",
+    "verify",
+    "export",
+    "assets",
+    "train",
+    "evaluate",
+    "stats",
+    "report",
+    "compare",
+    "profile",
+    "params",
+]
 
 
 def test_every_command_explains_itself(capsys):

@@ -1,8 +1,8 @@
 """End to end: the smoke pipeline through `dvc repro` at a tiny size, twice from scratch.
 
 Proves the spine works as a user runs it (tables, metrics, figure; a second `dvc repro` does
-nothing; `dvc status` clean) and that two independent runs give byte-identical shards,
-checkpoints and metrics.
+nothing; `dvc status` clean) and that two independent runs, the second on an emulated older CPU,
+give byte-identical assets, shards, checkpoints, runs, metrics and dvc.lock.
 """
 
 from __future__ import annotations
@@ -23,15 +23,28 @@ pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 
+# An older CPU, as the libraries see it, emulated on this one with their own dispatch knobs: no AVX-512 anywhere
+# (torch's ATen, oneDNN and MKL at AVX2, the level miad.numeric_env pins and below which their bits change),
+# NumPy without AVX2 and FMA3 either, OpenCV without AVX2, OpenBLAS on an older core.
+OLDER_CPU = {
+    "NPY_DISABLE_CPU_FEATURES": "AVX2 FMA3 AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX AVX512_CNL "
+    "AVX512_ICL",
+    "OPENCV_CPU_DISABLE": "AVX2,FP16,AVX512-SKX",
+    "OPENBLAS_CORETYPE": "Sandybridge",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+}
 
-def run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+def run(cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(extra_env or {})}
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
 
 
-def reproduce(repo: Path) -> str:
+def reproduce(repo: Path, extra_env: dict[str, str] | None = None) -> str:
     run(["git", "init", "-q"], repo)
     params = tiny_params_dict(resolution=96, samples=4, n_train=8, n_test_good=4, n_test_defective=4, shard_size=4)
     for config in params["smoke"]["train"].values():
@@ -44,12 +57,14 @@ def reproduce(repo: Path) -> str:
     params["table7"].update(scenarios=["electrical_insulator"], fractions=[0.5], uncapped_fractions=[0.5, 1.0])
     params["ablation"].update(methods=["patchcore"], scenarios=["witness_mark"], variants=["baseline", "us"])
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    run(["miad", "assets", "restore"], repo)
-    return run(["dvc", "repro"], repo)
+    run(["miad", "assets", "restore"], repo, extra_env)
+    return run(["dvc", "repro"], repo, extra_env)
 
 
 def outputs(repo: Path) -> dict[str, bytes]:
     paths = [
+        *repo.glob("data/**/*"),
+        repo / "dvc.lock",
         *repo.glob("renders/**/*"),
         *repo.glob("models/**/*"),
         repo / "results" / "metrics.json",
@@ -57,7 +72,12 @@ def outputs(repo: Path) -> dict[str, bytes]:
         *repo.glob("results/tables/*"),
         repo / "results" / "dataset_stats.json",
     ]
-    return {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted(paths) if p.is_file()}
+    sidecar = "provenance.json"  # what made an output: differs between the runs by design, outside DVC's hashes
+    return {
+        p.relative_to(repo).as_posix(): p.read_bytes()
+        for p in sorted(paths)
+        if p.is_file() and not p.name.endswith(sidecar)
+    }
 
 
 def test_smoke_pipeline_end_to_end_and_deterministic(repo_copy: Path, tmp_path: Path):
@@ -95,8 +115,21 @@ def test_smoke_pipeline_end_to_end_and_deterministic(repo_copy: Path, tmp_path: 
     assert run(["miad", "verify"], repo_copy) is not None
 
     second = copy_project(tmp_path / "second")
-    reproduce(second)
+    reproduce(second, OLDER_CPU)
     first_out, second_out = outputs(repo_copy), outputs(second)
     assert first_out.keys() == second_out.keys() and len(first_out) > 10
+    assert "provenance" not in first_out["dvc.lock"].decode()  # sidecars stay outside every output's hash
     differing = [name for name in first_out if first_out[name] != second_out[name]]
     assert differing == []
+
+    # The provenance sidecars tell the two runs apart: what each process's libraries really dispatched to.
+    for repo, numpy_avx2 in ((repo_copy, True), (second, False)):
+        model = json.loads((repo / "models/rd/main/witness_mark/provenance.json").read_text())["runs"][-1]
+        assert model["pinned"] and model["loaded_before_pin"] == []
+        assert model["libraries"]["torch"]["aten_capability"] == "AVX2"
+        assert model["libraries"]["torch"]["threads"] == 2
+        assert ("AVX2" in model["libraries"]["numpy"]["dispatch"]) is numpy_avx2
+        assert not any(f.startswith("AVX512") for f in model["libraries"]["numpy"]["dispatch"])
+        assert model["command"][:2] == ["miad", "train"]
+        assert (repo / "results/runs/rd/main/witness_mark.json.provenance.json").is_file()
+        assert (repo / "renders/main/witness_mark/provenance.json").is_file()

@@ -5,6 +5,13 @@ rust, dirt), each split into disjoint train and test pools so that no test image
 background or a texture with a training image. Everything is generated procedurally from a fixed
 seed, byte-identically on every machine, so `data.dvc` pins one exact tree: `make reproduce` pulls
 it from a DVC remote when one holds it and otherwise rebuilds it here and checks it file by file.
+
+Portability: the generator uses only operations whose bits do not depend on the CPU's SIMD path:
+integer arithmetic, IEEE add/sub/mul/div/sqrt applied element by element, min/max, comparisons and
+NumPy's bit-exact random generator. No transcendental ufunc (`**`, exp, log run through SVML on
+AVX-512 CPUs and through libm elsewhere), no OpenCV resize (IPP picks its code per CPU), no BLAS and
+no summing reductions (their order follows the vector width). tests/test_assets.py rebuilds the tree
+under several dispatch settings and checks every file against data.dvc.
 """
 
 from __future__ import annotations
@@ -14,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
 
@@ -33,30 +39,72 @@ class AssetMismatchError(RuntimeError):
     """The asset tree differs from what data.dvc pins; the message lists the files."""
 
 
+def cubic_weights(dst: int, src: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (dst, 4) and weights (dst, 4) of bicubic upsampling from `src` to `dst` samples.
+
+    OpenCV's coordinate rule (pixel centres, edge pixels replicated) and the Catmull-Rom kernel, evaluated as
+    explicit float64 polynomials: only IEEE add, sub and mul, so the bits do not depend on the CPU's SIMD path.
+    """
+    position = (np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5
+    left = np.floor(position)
+    t = (position - left)[:, None]  # (dst, 1), in [0, 1)
+    offsets = np.array([-1.0, 0.0, 1.0, 2.0])
+    d = np.abs(t - offsets)  # (dst, 4) distances to the four taps
+    near = ((1.5 * d - 2.5) * d) * d + 1.0  # |d| <= 1
+    far = ((-0.5 * d + 2.5) * d - 4.0) * d + 2.0  # 1 < |d| < 2
+    weights = np.where(d <= 1.0, near, far)
+    indices = np.clip(left.astype(np.int64)[:, None] + offsets.astype(np.int64), 0, src - 1)
+    return indices, weights
+
+
+def upsample_cubic(grid: np.ndarray, size: int) -> np.ndarray:
+    """(cells, cells) -> (size, size) bicubic upsampling, separable, taps summed in a fixed order (no BLAS)."""
+    indices, weights = cubic_weights(size, grid.shape[0])
+    rows = grid[indices[:, 0]] * weights[:, 0:1]  # (size, cells)
+    for k in range(1, 4):
+        rows = rows + grid[indices[:, k]] * weights[:, k : k + 1]
+    out = rows[:, indices[:, 0]] * weights[:, 0]  # (size, size)
+    for k in range(1, 4):
+        out = out + rows[:, indices[:, k]] * weights[:, k]
+    return out
+
+
+def fractional_power(x: np.ndarray, exponent: float) -> np.ndarray:
+    """x ** exponent for x in [0, 1] and exponent in [1.5, 3], portable: a blend of the neighbouring
+    half-integer powers (x * sqrt(x), x * x, ...), since float `**` runs through CPU-specific code (SVML)."""
+    if not 1.5 <= exponent <= 3.0:
+        raise ValueError(f"exponent must be in [1.5, 3], got {exponent}")
+    root = np.sqrt(x)
+    halves = {3: x * root, 4: x * x, 5: x * x * root, 6: x * x * x}  # x ** (h / 2)
+    low = min(int(2 * exponent), 5)
+    t = 2 * exponent - low
+    return (1.0 - t) * halves[low] + t * halves[low + 1]
+
+
 def fractal_noise(rng: np.random.Generator, size: int, octaves: int = 5, persistence: float = 0.55) -> np.ndarray:
-    """Smooth value noise in [0, 1], (size, size) float32: octaves of upsampled random grids."""
-    total = np.zeros((size, size), np.float32)
+    """Smooth value noise in [0, 1], (size, size) float64: octaves of bicubically upsampled random grids."""
+    total = np.zeros((size, size), np.float64)
     amplitude, weight = 1.0, 0.0
     for octave in range(octaves):
         cells = 2 ** (octave + 2)
-        grid = rng.random((cells, cells), dtype=np.float32)
-        total += amplitude * cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
+        total = total + amplitude * upsample_cubic(rng.random((cells, cells)), size)
         weight += amplitude
         amplitude *= persistence
-    total /= weight
-    return np.clip((total - total.min()) / max(float(np.ptp(total)), 1e-6), 0.0, 1.0)
+    total = total / weight
+    spread = max(float(total.max() - total.min()), 1e-6)
+    return np.clip((total - total.min()) / spread, 0.0, 1.0)
 
 
 def background_image(rng: np.random.Generator, size: int = ASSET_SIZE) -> np.ndarray:
     """A day background plate: a sky gradient with cloud noise above a textured ground band."""
-    rows = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None]
-    zenith = np.array([rng.uniform(40, 90), rng.uniform(90, 140), rng.uniform(170, 230)], np.float32)
-    horizon = np.array([rng.uniform(170, 215), rng.uniform(190, 225), rng.uniform(210, 240)], np.float32)
+    rows = (np.arange(size, dtype=np.float64) / (size - 1))[:, None]
+    zenith = np.array([rng.uniform(40, 90), rng.uniform(90, 140), rng.uniform(170, 230)])
+    horizon = np.array([rng.uniform(170, 215), rng.uniform(190, 225), rng.uniform(210, 240)])
     sky = zenith + (horizon - zenith) * rows[..., None]  # (size, 1, 3)
-    clouds = fractal_noise(rng, size)[..., None] ** rng.uniform(1.5, 3.0)
+    clouds = fractional_power(fractal_noise(rng, size), rng.uniform(1.5, 3.0))[..., None]
     image = np.broadcast_to(sky, (size, size, 3)) * (1 - clouds) + 245.0 * clouds
     horizon_row = int(size * rng.uniform(0.55, 0.8))
-    ground_rgb = np.array([rng.uniform(60, 120), rng.uniform(70, 120), rng.uniform(40, 80)], np.float32)
+    ground_rgb = np.array([rng.uniform(60, 120), rng.uniform(70, 120), rng.uniform(40, 80)])
     ground = ground_rgb * (0.6 + 0.8 * fractal_noise(rng, size, octaves=6)[..., None])
     image[horizon_row:] = ground[horizon_row:]
     return np.clip(image, 0, 255).astype(np.uint8)
@@ -64,7 +112,7 @@ def background_image(rng: np.random.Generator, size: int = ASSET_SIZE) -> np.nda
 
 def texture_image(rng: np.random.Generator, kind: str, size: int = ASSET_SIZE) -> np.ndarray:
     """A degradation texture with an alpha-like coverage baked into brightness: dust, rust or dirt."""
-    base = np.array(TEXTURE_BASE_RGB[kind], np.float32) * rng.uniform(0.85, 1.15, 3).astype(np.float32)
+    base = np.array(TEXTURE_BASE_RGB[kind], np.float64) * rng.uniform(0.85, 1.15, 3)
     detail = fractal_noise(rng, size, octaves=6)[..., None]
     blotches = fractal_noise(rng, size, octaves=3)[..., None] > rng.uniform(0.35, 0.65)
     image = base * (0.55 + 0.9 * detail) * np.where(blotches, 1.0, 0.75)

@@ -30,6 +30,7 @@ examples:
   miad stats                                       defect pixel ratios vs the paper, split-leak check
   miad export --layout mvtec /tmp/miad_mvtec       write the MVTec AD folder layout
   miad profile paper                               switch params.yaml to the paper profile
+  miad compare                                     your results/metrics.json against the committed one
 """
 
 
@@ -109,7 +110,7 @@ def cmd_assets(args: argparse.Namespace) -> int:
         print(f"{root} matches {dvc_file}", file=sys.stderr)
     elif args.action == "pin":
         assets.build(root)
-        subprocess.run(["dvc", "add", "-q", str(root)], check=True)
+        subprocess.run(dvc_command("add", "-q", str(root)), check=True)
         text = dvc_file.read_text(encoding="utf-8").split("\nmeta:")[0].rstrip("\n")
         listing = "\n".join(f"    {name}: {md5}" for name, md5 in assets.listing(root).items())
         dvc_file.write_text(f"{text}\nmeta:\n  files:\n{listing}\n", encoding="utf-8")
@@ -117,6 +118,11 @@ def cmd_assets(args: argparse.Namespace) -> int:
     else:  # restore
         restore_assets(root, dvc_file)
     return 0
+
+
+def dvc_command(*args: str) -> list[str]:
+    """`dvc ARGS` through the interpreter running miad, so an unactivated `.venv/bin/miad` finds DVC."""
+    return [sys.executable, "-m", "dvc", *args]
 
 
 def restore_assets(root: Path, dvc_file: Path) -> None:
@@ -127,16 +133,16 @@ def restore_assets(root: Path, dvc_file: Path) -> None:
     if root.is_dir() and not assets.compare(root, pinned):
         print(f"{root} is up to date with {dvc_file}", file=sys.stderr)
         return
-    remotes = subprocess.run(["dvc", "remote", "list"], capture_output=True, text=True, check=False).stdout.strip()
+    remotes = subprocess.run(dvc_command("remote", "list"), capture_output=True, text=True, check=False).stdout.strip()
     if remotes:
-        pulled = subprocess.run(["dvc", "pull", "-q", str(dvc_file)], check=False).returncode == 0
+        pulled = subprocess.run(dvc_command("pull", "-q", str(dvc_file)), check=False).returncode == 0
         if pulled and not assets.compare(root, pinned):
             print(f"restored {root} from the DVC remote", file=sys.stderr)
             return
         print("dvc pull did not restore the assets; building them here instead", file=sys.stderr)
     assets.build(root)
     assets.check(root, dvc_file)
-    subprocess.run(["dvc", "commit", "-q", "-f", str(dvc_file)], check=True)  # into the local DVC cache
+    subprocess.run(dvc_command("commit", "-q", "-f", str(dvc_file)), check=True)  # into the local DVC cache
     print(f"built {root} from its sources; it matches {dvc_file}", file=sys.stderr)
 
 
@@ -228,6 +234,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from miad.numeric_env import provenance_summary
+    from miad.reporting.compare import (
+        compare_metrics,
+        format_comparison,
+        parse_tolerances,
+        read_metrics,
+        read_reference,
+    )
+
+    metrics_path = Path(args.metrics)
+    ours = read_metrics(metrics_path)
+    reference, described = read_reference(args.reference, metrics_path)
+    comparison = compare_metrics(ours, reference, parse_tolerances(args.tolerance), sources=(args.metrics, described))
+    print(format_comparison(comparison, described))
+    made_by = provenance_summary(Path(args.runs)) if Path(args.runs).is_dir() else {}
+    if made_by:
+        print("\nyour runs were made by (provenance sidecars under " + args.runs + "):")
+        for line, count in made_by.items():
+            print(f"  {count:4d} x {line}")
+    return 0 if comparison.reproduced else 1
+
+
 PROFILE_LINE = re.compile(r"^profile:\s*(\S+)(.*)$", re.MULTILINE)
 
 
@@ -294,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate": (cmd_evaluate, "score a test split: image AUROC, Recall@1%%FPR, AUPRO@0.3, pixel AUROC"),
         "stats": (cmd_stats, "dataset statistics vs the paper (Table 2) and the train/test leak check, as JSON"),
         "report": (cmd_report, "write Tables 3-7 (ours beside the paper's), metrics.json and Figures 2, 4, 5"),
+        "compare": (cmd_compare, "your metrics.json against a reference (a file or git revision), cell by cell"),
         "profile": (cmd_profile, "show or switch the active profile (smoke | paper) in params.yaml"),
         "params": (cmd_params, "validate params.yaml and print the active profile's resolved values"),
     }
@@ -366,6 +396,20 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["report"].add_argument("--maps", default="results/maps", help="anomaly maps kept for Figures 4-5")
     parsers["report"].add_argument("--renders", default="renders")
     parsers["report"].add_argument("--out", default="results", help="output root (default: %(default)s)")
+    parsers["compare"].add_argument("--metrics", default="results/metrics.json", help="yours (default: %(default)s)")
+    parsers["compare"].add_argument(
+        "--reference",
+        default="HEAD",
+        help="a metrics file, or a git revision whose copy of --metrics to read (default: %(default)s, the "
+        "committed one)",
+    )
+    parsers["compare"].add_argument(
+        "--tolerance",
+        action="append",
+        metavar="[METRIC=]VALUE",
+        help="absolute tolerance per cell, for every metric or one (repeatable; default: 1e-06)",
+    )
+    parsers["compare"].add_argument("--runs", default="results/runs", help="where to read your runs' provenance")
     parsers["profile"].add_argument("name", nargs="?", choices=PROFILES, help="profile to switch to")
     parsers["profile"].add_argument("--params", default="params.yaml")
     return parser
@@ -388,20 +432,62 @@ def log_timing(args: argparse.Namespace, argv: Sequence[str] | None, seconds: fl
             handle.write(json.dumps(row) + "\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def pin_numeric_environment(args: argparse.Namespace) -> None:
+    """Pin dispatch levels and thread counts (params' `numeric` section) before any numeric library loads."""
+    from miad import numeric_env
+    from miad.config import NumericConfig
+
+    threads = NumericConfig().threads
+    if getattr(args, "params", None) and Path(args.params).is_file():
+        threads = _params(args).active.numeric.threads
+    numeric_env.pin(threads)
+
+
+def provenance_target(args: argparse.Namespace) -> tuple[Path, bool] | None:
+    """(output whose provenance sidecar a command writes, append to earlier runs?) or None."""
+    if args.command == "render":
+        return Path(args.renders) / args.variant / args.scenario, True  # shards may come from several processes
+    if args.command in ("train", "evaluate"):
+        return Path(args.out), False
+    if args.command == "report":
+        return Path(args.out) / "metrics.json", False
+    return None
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by input, printed without a traceback (imported only when one is raised: numpy and OpenCV
+    must not load before the numeric environment is pinned)."""
     from miad.assets import AssetMismatchError
     from miad.data.shards import ShardError
+    from miad.reporting.compare import CompareError
 
+    return UserError, ConfigError, ShardError, AssetMismatchError, CompareError, FileNotFoundError, FileExistsError
+
+
+def main(argv: Sequence[str] | None = None, *, pin_environment: bool = False) -> int:
+    """Run one command; `pin_environment` (the `miad` program) first pins this process's numeric environment."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
+        if pin_environment:
+            pin_numeric_environment(args)
         code = args.handler(args)
+        target = provenance_target(args)
+        if code == 0 and target is not None:
+            from miad.numeric_env import write_provenance
+
+            write_provenance(target[0], append=target[1], command=["miad", *(sys.argv[1:] if argv is None else argv)])
         log_timing(args, argv, time.perf_counter() - start)
         return code
-    except (UserError, ConfigError, ShardError, AssetMismatchError, FileNotFoundError, FileExistsError) as exc:
+    except user_errors() as exc:
         print(f"miad {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
 
+def entry() -> int:
+    """The `miad` program: a process of its own, so its numeric environment is pinned before anything loads."""
+    return main(pin_environment=True)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

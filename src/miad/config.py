@@ -192,9 +192,17 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class NumericConfig:
+    """The numeric environment of training and evaluation (pinned by miad.numeric_env before torch loads)."""
+
+    threads: int = field(default=2, metadata=_range(1, 1024))  # torch/OpenMP/MKL threads: results depend on it
+
+
+@dataclass(frozen=True)
 class ProfileConfig:
     """Everything one profile sets, one section per DVC stage."""
 
+    numeric: NumericConfig = NumericConfig()
     render: RenderConfig = RenderConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from miad.atomic import atomic_directory
 from miad.config import build, to_dict
+from miad.numeric_env import apply_thread_count
 from miad.seeding import derive_seed, rng_for, torch_seed
 
 GAUSSIAN_SIGMA = 4.0  # px at the output resolution; PatchCore's and anomalib's anomaly-map blur
@@ -170,6 +171,7 @@ class AnomalyMethod(ABC):
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         if device.startswith("cuda"):
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
+        apply_thread_count()  # the count params pin, whatever the core count
         self.config = config
         self.seed = seed
         self.device = device
