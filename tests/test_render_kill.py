@@ -36,7 +36,9 @@ def _render(params: Path, renders: Path) -> subprocess.Popen:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file of the dataset, without the provenance sidecar (it names the commands that ran; DVC ignores it)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "provenance.json")
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in files}
 
 
 def test_sigkill_mid_shard_then_rerun_is_byte_identical(tmp_path: Path) -> None:
