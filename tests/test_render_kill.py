@@ -72,3 +72,17 @@ def test_sigkill_mid_shard_then_rerun_is_byte_identical(tmp_path: Path) -> None:
     proc = _render(params, killed)
     assert proc.wait(timeout=600) == 0, proc.stderr.read()
     assert _tree(killed) == _tree(reference)
+
+
+def test_cycles_thread_count_does_not_change_the_bytes(tmp_path: Path) -> None:
+    """render.threads is left to the machine (0 = all cores) because Cycles' output does not depend on it."""
+    trees = []
+    for threads in (1, 2):
+        data = yaml.safe_load(_params(tmp_path).read_text(encoding="utf-8"))
+        data["smoke"]["render"].update(threads=threads, n_train=4, n_test_good=2, n_test_defective=2)
+        params = tmp_path / f"params-{threads}.yaml"
+        params.write_text(yaml.safe_dump(data), encoding="utf-8")
+        proc = _render(params, tmp_path / f"threads-{threads}")
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()
+        trees.append(_tree(tmp_path / f"threads-{threads}"))
+    assert trees[0] == trees[1] and len(trees[0]) >= 4  # shards and manifests of both splits
