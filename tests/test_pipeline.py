@@ -36,6 +36,8 @@ OLDER_CPU = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",
 }
+if "OPENBLAS_CORETYPE" in os.environ:  # some machines set it because their OpenBLAS needs it: leave theirs
+    del OLDER_CPU["OPENBLAS_CORETYPE"]
 
 
 def run(cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> str:
