@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from miad.numeric_env import PROVENANCE_NAME
 from tests.conftest import tiny_params_dict
 from tests.project_copy import copy_project
 
@@ -75,11 +76,10 @@ def outputs(repo: Path) -> dict[str, bytes]:
         *repo.glob("results/tables/*"),
         repo / "results" / "dataset_stats.json",
     ]
-    sidecar = "provenance.json"  # what made an output: differs between the runs by design, outside DVC's hashes
-    return {
+    return {  # without the provenance sidecars: they differ between the runs by design, outside DVC's hashes
         p.relative_to(repo).as_posix(): p.read_bytes()
         for p in sorted(paths)
-        if p.is_file() and not p.name.endswith(sidecar)
+        if p.is_file() and not p.name.endswith(PROVENANCE_NAME)
     }
 
 

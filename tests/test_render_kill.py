@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from miad.numeric_env import PROVENANCE_NAME
 from tests.conftest import tiny_params_dict
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,7 @@ def _render(params: Path, renders: Path) -> subprocess.Popen:
 
 def _tree(root: Path) -> dict[str, bytes]:
     """Every file of the dataset, without the provenance sidecar (it names the commands that ran; DVC ignores it)."""
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "provenance.json")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != PROVENANCE_NAME)
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in files}
 
 
