@@ -49,6 +49,7 @@ lint: setup  ## ruff on the code, hadolint on the Dockerfiles
 
 bench: setup  ## benchmarks -> results/bench/*.json
 	$(BIN)/python benchmarks/bench_metrics.py --out results/bench/metrics.json
+	$(BIN)/python benchmarks/bench_bootstrap.py --out results/bench/bootstrap.json
 	$(BIN)/python benchmarks/bench_methods.py --out results/bench/methods.json
 	$(BIN)/python benchmarks/bench_render.py --out results/bench/render.json
 	$(BIN)/python benchmarks/bench_pipeline.py --out results/bench/pipeline.json

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from miad.cli import main
-from miad.reporting.compare import CompareError, compare_metrics, parse_tolerances
+from miad.reporting.compare import CompareError, compare_metrics, format_comparison, parse_tolerances
 
 REFERENCE = {
     "main/electrical_insulator": {
@@ -102,3 +102,35 @@ def test_cli_reads_a_git_revision_and_names_a_bad_one(tmp_path: Path, capsys):
     assert "no-such-rev" in capsys.readouterr().err
     assert main(["compare", "--metrics", str(tmp_path / "absent.json")]) == 2
     assert "absent.json: no such metrics file" in capsys.readouterr().err
+
+
+def with_interval(value: float, low: float, high: float) -> dict:
+    """REFERENCE's rd AUROC cell replaced by `value` and its interval."""
+    metrics = changed(**{"main/electrical_insulator|rd|image_auroc": value})
+    metrics["main/electrical_insulator"]["rd"].update(image_auroc_ci_low=low, image_auroc_ci_high=high)
+    return metrics
+
+
+def test_a_reference_inside_our_interval_counts_as_reproduced():
+    ours = with_interval(0.75, 0.6, 0.9)  # the reference's 0.8 lies inside
+    comparison = compare_metrics(ours, REFERENCE, parse_tolerances(None))
+    assert comparison.reproduced and comparison.beyond() != []  # the value differs, the interval holds it
+    assert [c.key[2] for c in comparison.with_interval()] == ["image_auroc"]
+    assert "1 of 1 reference values lie inside your intervals" in format_comparison(comparison, "ref")
+    exact = compare_metrics(ours, REFERENCE, parse_tolerances(None), exact=True)
+    assert not exact.reproduced  # exact mode: 0.75 is not 0.8, whatever the interval
+    outside = compare_metrics(with_interval(0.5, 0.4, 0.7), REFERENCE, parse_tolerances(None))
+    assert not outside.reproduced and [c.key for c in outside.outside()] == [
+        ("main/electrical_insulator", "rd", "image_auroc")
+    ]
+    text = format_comparison(outside, "ref")
+    assert "0 of 1 reference values lie inside" in text and "[0.4000, 0.7000]" in text
+    assert text.endswith("NOT REPRODUCED")
+
+
+def test_cli_exact_flag(tmp_path: Path, capsys):
+    ours = write(tmp_path / "ours.json", with_interval(0.75, 0.6, 0.9))
+    reference = write(tmp_path / "ref.json", REFERENCE)
+    assert main(["compare", "--metrics", str(ours), "--reference", str(reference)]) == 0
+    assert main(["compare", "--metrics", str(ours), "--reference", str(reference), "--exact"]) == 1
+    assert "interval bounds included" in capsys.readouterr().out

@@ -44,6 +44,11 @@ def test_repo_params_load_both_profiles():
         (lambda d: d["ablation"].update(methods=["uniad"]), r"ablation\.methods: \['uniad'\] not allowed"),
         (lambda d: d.update(extra=1), r"unknown top-level key\(s\) \['extra'\]"),
         (lambda d: d.pop("paper"), r"missing key\(s\) \['paper'\]"),
+        (lambda d: d.update(extra_training_seeds=[0]), r"extra_training_seeds: expected a list of positive integers"),
+        (lambda d: d.update(extra_training_seeds=[1, 1]), r"extra_training_seeds: seeds repeat in \[1, 1\]"),
+        (lambda d: d.update(extra_training_seeds="1"), r"extra_training_seeds: expected a list"),
+        (lambda d: d["smoke"]["evaluate"].update(bootstrap_resamples=10), r"bootstrap_resamples: value 10 is out"),
+        (lambda d: d["smoke"]["evaluate"].update(confidence=1.5), r"evaluate\.confidence: value 1\.5 is out"),
     ],
 )
 def test_bad_params_name_key_value_and_rule(tmp_path, edit, message):
@@ -78,3 +83,16 @@ def test_optional_int_accepts_null(tmp_path):
 def test_to_dict_round_trips(tmp_path):
     params = load_params(write(tmp_path, tiny_params_dict()))
     assert to_dict(params.active)["train"]["patchcore"]["layers"] == [2, 3]
+
+
+def test_training_seeds_derive_their_own_root(tmp_path):
+    data = tiny_params_dict()
+    data["extra_training_seeds"] = [1, 2]
+    params = load_params(write(tmp_path, data))
+    assert params.training_seeds == (0, 1, 2)
+    assert params.for_training_seed(0) is params
+    roots = {params.for_training_seed(k).seed for k in (0, 1, 2)}
+    assert len(roots) == 3 and params.for_training_seed(1).scenarios == params.scenarios
+    assert params.for_training_seed(1).seed == load_params(write(tmp_path, data)).for_training_seed(1).seed
+    del data["extra_training_seeds"]  # optional: older params files have none
+    assert load_params(write(tmp_path, data)).training_seeds == (0,)

@@ -65,6 +65,11 @@ def reproduce(repo: Path, extra_env: dict[str, str] | None = None) -> str:
     return run(["dvc", "repro"], repo, extra_env)
 
 
+def cell_text(values: dict[str, float], metric: str) -> str:
+    """How a table shows our value of `metric` with its interval."""
+    return f"{values[metric]:.2f} [{values[f'{metric}_ci_low']:.2f}, {values[f'{metric}_ci_high']:.2f}]"
+
+
 def outputs(repo: Path) -> dict[str, bytes]:
     paths = [
         *repo.glob("data/**/*"),
@@ -89,7 +94,7 @@ def test_smoke_pipeline_end_to_end_and_deterministic(repo_copy: Path, tmp_path: 
         for suffix in ("md", "csv", "tex"):
             assert (repo_copy / "results" / "tables" / f"{table}.{suffix}").is_file()
     figures = ("figure2_samples", "figure2_samples_baseline", "figure2_samples_us", "figure4_anomaly_maps",
-               "figure5_more_maps", "dataset_angles", "dataset_defect_ratio")  # fmt: skip
+               "figure5_more_maps", "dataset_angles", "dataset_defect_ratio", "fidelity")  # fmt: skip
     for figure in figures:
         assert (repo_copy / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
     stats = json.loads((repo_copy / "results" / "dataset_stats.json").read_text())
@@ -100,16 +105,20 @@ def test_smoke_pipeline_end_to_end_and_deterministic(repo_copy: Path, tmp_path: 
     metrics = json.loads((repo_copy / "results" / "metrics.json").read_text())
     main = metrics["main/electrical_insulator"]
     assert set(main) == {"rd", "patchcore", "fastflow", "draem", "ae", "uniad"}
-    assert set(main["patchcore"]) == {"image_auroc", "recall_at_fpr", "aupro", "pixel_auroc"}
+    bounded = [f"{m}{suffix}" for m in ("image_auroc", "recall_at_fpr", "aupro") for suffix in ("_ci_low", "_ci_high")]
+    assert set(main["patchcore"]) == {"image_auroc", "recall_at_fpr", "aupro", "pixel_auroc", *bounded}
     table3 = (repo_copy / "results" / "tables" / "table3.md").read_text()
     for method, paper in (("patchcore", "0.55"), ("rd", "0.68"), ("uniad", "0.50")):
-        assert f"{main[method]['image_auroc']:.2f} / {paper}" in table3
+        assert f"{cell_text(main[method], 'image_auroc')} / {paper}" in table3
     assert "— / 0.91" in table3  # metal welding is not rendered: its cells stay empty
     table6 = (repo_copy / "results" / "tables" / "table6.md").read_text()
     for variant in ("baseline", "us"):
-        assert f"{metrics[f'{variant}/witness_mark']['patchcore']['image_auroc']:.2f} / " in table6
+        assert f"{cell_text(metrics[f'{variant}/witness_mark']['patchcore'], 'image_auroc')} / " in table6
     table7 = (repo_copy / "results" / "tables" / "table7.md").read_text()
-    assert f"{metrics['table7/0.5/main/electrical_insulator']['draem']['image_auroc']:.2f} / " in table7
+    assert f"{cell_text(metrics['table7/0.5/main/electrical_insulator']['draem'], 'image_auroc')} / " in table7
+    fidelity = metrics["fidelity"]["table3_image_auroc"]
+    assert fidelity["cells"] == 12 and fidelity["spearman_rho_ci_low"] <= fidelity["spearman_rho_ci_high"]
+    assert set(metrics["fidelity"]) == {"table3_image_auroc", "table4_aupro"}
     assert (repo_copy / "results" / "plots" / "roc" / "fastflow" / "main" / "electrical_insulator.csv").is_file()
 
     again = run(["dvc", "repro"], repo_copy)

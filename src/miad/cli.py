@@ -149,7 +149,9 @@ def restore_assets(root: Path, dvc_file: Path) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from miad.stages.train import train
 
-    params = _params(args)
+    if args.training_seed < 0:
+        raise UserError(f"--training-seed: expected a non-negative integer, got {args.training_seed}")
+    params = _params(args).for_training_seed(args.training_seed)
     if args.all_scenarios == bool(args.scenario):
         raise UserError("give --scenario (repeatable) or --all-scenarios, not both and not neither")
     scenarios = list(params.scenarios) if args.all_scenarios else args.scenario
@@ -247,7 +249,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     metrics_path = Path(args.metrics)
     ours = read_metrics(metrics_path)
     reference, described = read_reference(args.reference, metrics_path)
-    comparison = compare_metrics(ours, reference, parse_tolerances(args.tolerance), sources=(args.metrics, described))
+    tolerances = parse_tolerances(args.tolerance)
+    comparison = compare_metrics(ours, reference, tolerances, exact=args.exact, sources=(args.metrics, described))
     print(format_comparison(comparison, described))
     made_by = provenance_summary(Path(args.runs)) if Path(args.runs).is_dir() else {}
     if made_by:
@@ -377,6 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["train"].add_argument(
         "--no-cap", action="store_true", help="ignore max_train_images (PatchCore's 2000-image cap)"
     )
+    parsers["train"].add_argument(
+        "--training-seed",
+        type=int,
+        default=0,
+        metavar="K",
+        help="train with the K-th training seed (0, the default: the main models; see extra_training_seeds)",
+    )
     parsers["train"].add_argument("--out", required=True, help="checkpoint folder to (re)write")
     _dataset_args(parsers["evaluate"])
     parsers["evaluate"].add_argument("--model", required=True, help="checkpoint folder written by `miad train`")
@@ -408,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="[METRIC=]VALUE",
         help="absolute tolerance per cell, for every metric or one (repeatable; default: 1e-06)",
+    )
+    parsers["compare"].add_argument(
+        "--exact",
+        action="store_true",
+        help="judge every number, interval bounds included, by the tolerance (same bytes on every machine); "
+        "default: a metric with an interval is reproduced when the reference lies inside it",
     )
     parsers["compare"].add_argument("--runs", default="results/runs", help="where to read your runs' provenance")
     parsers["profile"].add_argument("name", nargs="?", choices=PROFILES, help="profile to switch to")

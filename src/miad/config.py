@@ -182,6 +182,8 @@ class EvaluateConfig:
     batch_size: int = field(default=16, metadata=_range(1))
     recall_max_fpr: float = field(default=0.01, metadata=_range(0.0, 1.0, lo_open=True))  # Recall@1%FPR
     aupro_fpr_limit: float = field(default=0.3, metadata=_range(0.0, 1.0, lo_open=True))  # AUPRO@0.3
+    bootstrap_resamples: int = field(default=2000, metadata=_range(100))  # stratified over test images
+    confidence: float = field(default=0.95, metadata=_range(0.5, 0.999))  # of the bootstrap intervals
 
 
 @dataclass(frozen=True)
@@ -240,10 +242,26 @@ class Params:
     table7: SizeStudyConfig
     ablation: AblationConfig
     profiles: dict[str, ProfileConfig]
+    extra_training_seeds: tuple[int, ...] = ()  # Tables 3 and 4: main models retrained per seed (0 is the main run)
 
     @property
     def active(self) -> ProfileConfig:
         return self.profiles[self.profile]
+
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        """Every training seed of the main models: 0 (the `train` stages) and the extra ones."""
+        return (0, *self.extra_training_seeds)
+
+    def for_training_seed(self, index: int) -> Params:
+        """These params with the root seed that training seed `index` draws from (0: the root seed itself).
+
+        Only `miad train --training-seed` uses it; renders and bootstrap resamples keep the root seed."""
+        if index == 0:
+            return self
+        from miad.seeding import derive_seed
+
+        return dataclasses.replace(self, seed=derive_seed(self.seed, "training_seed", index))
 
 
 # --- generic validation ---------------------------------------------------------------------------------------
@@ -333,6 +351,7 @@ def to_dict(obj: Any) -> Any:
 # --- params.yaml ---------------------------------------------------------------------------------------------
 
 _SHARED_KEYS = ("profile", "seed", "scenarios", "methods", "unified_methods", "table7", "ablation")
+_OPTIONAL_KEYS = ("extra_training_seeds",)
 
 
 def _string_list(
@@ -362,9 +381,10 @@ def parse_params(
     """Validate the parsed YAML of a params file against the schema and the known names."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(_SHARED_KEYS) - set(PROFILES))
+    unknown = sorted(set(data) - set(_SHARED_KEYS) - set(_OPTIONAL_KEYS) - set(PROFILES))
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; allowed: {[*_SHARED_KEYS, *PROFILES]}")
+        allowed = [*_SHARED_KEYS, *_OPTIONAL_KEYS, *PROFILES]
+        raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; allowed: {allowed}")
     missing = [k for k in (*_SHARED_KEYS, *PROFILES) if k not in data]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {missing}")
@@ -411,7 +431,21 @@ def parse_params(
         table7=table7,
         ablation=ablation,
         profiles=profiles,
+        extra_training_seeds=_extra_training_seeds(data, path),
     )
+
+
+def _extra_training_seeds(data: typing.Mapping[str, Any], path: Path) -> tuple[int, ...]:
+    """`extra_training_seeds`: distinct positive integers (0 is the main models' seed), or absent."""
+    value = data.get("extra_training_seeds") or []
+    ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    if not ok:
+        raise ConfigError(
+            f"{path}: extra_training_seeds: expected a list of positive integers (0 is the main run), got {value!r}"
+        )
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{path}: extra_training_seeds: seeds repeat in {value}")
+    return tuple(value)
 
 
 def _ablation(

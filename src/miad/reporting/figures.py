@@ -1,4 +1,5 @@
-"""Figures of the report: Figure 2 (samples, masks outlined), dataset statistics, Figures 4/5 (anomaly maps)."""
+"""Figures of the report: Figure 2 (samples, masks outlined), dataset statistics, Figures 4/5 (anomaly maps),
+and the fidelity plot (ours against the paper's)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from miad.atomic import temp_path_for
 from miad.catalog import SCENARIOS
 from miad.data.dataset import Sample, ShardDataset
 from miad.data.layout import split_dir
+from miad.method_catalog import METHOD_NAMES, METHOD_TITLES
+from miad.reporting.fidelity import Fidelity
 
 OUTLINE_RGB = (255, 40, 40)  # mask outline colour
 PNG_METADATA = {"Software": None}  # keep library versions out of the bytes
@@ -180,4 +183,52 @@ def anomaly_map_grid(
         ax.set_yticks([])
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
+    save_figure(fig, path)
+
+
+def fidelity_plot(panels: Sequence[Fidelity], path: Path) -> None:
+    """Ours against the paper's, one point per table cell with our interval as a bar, the identity line, and
+    Spearman's rho with its bootstrap interval; one panel per table metric, one colour per method."""
+    if not panels:
+        raise ValueError("no table has both our values and the paper's: nothing to plot")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.8), squeeze=False)
+    colours = dict(zip(METHOD_NAMES, plt.get_cmap("tab10").colors, strict=False))
+    for ax, panel in zip(axes[0], panels, strict=True):
+        methods = [method for _, method in panel.cells]
+        for method in dict.fromkeys(methods):
+            pick = np.array([m == method for m in methods])
+            below = np.nan_to_num(panel.ours[pick] - panel.low[pick])
+            above = np.nan_to_num(panel.high[pick] - panel.ours[pick])
+            ax.errorbar(
+                panel.paper[pick],
+                panel.ours[pick],
+                yerr=np.vstack([below, above]),
+                fmt="o",
+                markersize=4,
+                elinewidth=0.8,
+                capsize=2,
+                alpha=0.8,
+                color=colours.get(method, "black"),
+                label=METHOD_TITLES.get(method, method),
+            )
+        ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="ours = paper")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_aspect("equal")
+        ax.set_xlabel("paper")
+        ax.set_ylabel("ours")
+        ax.set_title(panel.title, fontsize=9)
+        level = round(100 * panel.confidence)
+        rho = f"Spearman ρ = {panel.rho:.2f}"
+        if panel.rho_interval is not None:
+            rho += f" [{panel.rho_interval[0]:.2f}, {panel.rho_interval[1]:.2f}]"
+        text = (
+            f"{rho}\nmean |ours − paper| = {panel.mean_abs_diff:.2f}\n"
+            f"paper inside our {level}% interval: {panel.inside}/{panel.with_interval}"
+        )
+        ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize=7, bbox={"fc": "white", "alpha": 0.8})
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False)
+    fig.suptitle("Fidelity: our values against the paper's (bars: our bootstrap intervals)", fontsize=10)
+    fig.tight_layout(rect=(0.0, 0.08, 1.0, 1.0))
     save_figure(fig, path)

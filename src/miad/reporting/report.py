@@ -1,4 +1,5 @@
-"""The report stage: collect evaluation runs into Tables 3-7, metrics.json and Figures 2, 4 and 5."""
+"""The report stage: collect evaluation runs into Tables 3-7 (each value with its uncertainty), metrics.json,
+Figures 2, 4 and 5, and the fidelity figure (ours against the paper's)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from miad.config import Params
 from miad.data.layout import dataset_key, split_dir
 from miad.data.manifest import read_manifest
 from miad.reporting import figures, tables
+from miad.reporting.estimates import Estimate, flat_metrics, run_estimates
+from miad.reporting.fidelity import fidelity
 from miad.stages.train import prefix_size
 
 PAPER_BACKBONES = {
@@ -22,44 +25,55 @@ PAPER_BACKBONES = {
 }
 
 
-def run_path(runs: Path, method: str, variant: str, scenario: str) -> Path:
-    return Path(runs) / method / variant / f"{scenario}.json"
+def run_path(runs: Path, method: str, variant: str, scenario: str, training_seed: int = 0) -> Path:
+    """Where `miad evaluate` wrote a run; extra training seeds sit beside seed 0 as `<scenario>-seed<k>.json`."""
+    name = scenario if training_seed == 0 else f"{scenario}-seed{training_seed}"
+    return Path(runs) / method / variant / f"{name}.json"
 
 
 def size_run_path(runs: Path, method: str, scenario: str, fraction: float) -> Path:
     return Path(runs) / method / "main" / scenario / f"f{fraction}.json"
 
 
-def read_metrics(path: Path) -> dict[str, float]:
+def read_run(path: Path) -> dict[str, Any]:
+    """One evaluation run (metrics, bootstrap replicates, per-image scores)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: evaluation result missing; run `dvc repro` (evaluate stages)")
-    return json.loads(path.read_text(encoding="utf-8"))["metrics"]
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_estimates(*paths: Path) -> dict[str, Estimate]:
+    """{metric: Estimate} of one cell from its runs, one per training seed."""
+    return run_estimates([read_run(path) for path in paths])
+
+
+# {dataset key: {method: {metric: Estimate}}}
+Estimates = dict[str, dict[str, dict[str, Estimate]]]
 
 
 def all_methods(params: Params) -> tuple[str, ...]:
     return (*params.methods, *params.unified_methods)
 
 
-def collect_results(params: Params, runs: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """{dataset key: {method: metrics}}: every (method, scenario) of params on `main` and every ablation run
-    that params.ablation lists (Tables 5 and 6); all are required."""
-    results: dict[str, dict[str, dict[str, float]]] = {}
+def collect_results(params: Params, runs: Path) -> Estimates:
+    """{dataset key: {method: {metric: Estimate}}}: every (method, scenario) of params on `main`, averaged over
+    the training seeds, and every ablation run that params.ablation lists (Tables 5 and 6); all are required."""
+    results: Estimates = {}
     for scenario in params.scenarios:
         for method in all_methods(params):
-            results.setdefault(dataset_key("main", scenario), {})[method] = read_metrics(
-                run_path(runs, method, "main", scenario)
-            )
+            paths = [run_path(runs, method, "main", scenario, k) for k in params.training_seeds]
+            results.setdefault(dataset_key("main", scenario), {})[method] = read_estimates(*paths)
     ablation = params.ablation
     for scenario in ablation.scenarios:
         for variant in ablation.variants:
             for method in ablation.methods:
-                results.setdefault(dataset_key(variant, scenario), {})[method] = read_metrics(
+                results.setdefault(dataset_key(variant, scenario), {})[method] = read_estimates(
                     run_path(runs, method, variant, scenario)
                 )
     return results
 
 
-def collect_size_results(params: Params, main: dict, size_runs: Path, renders: Path) -> dict[float, dict]:
+def collect_size_results(params: Params, main: Estimates, size_runs: Path, renders: Path) -> dict[float, Estimates]:
     """Table 7's {fraction: {dataset key: {method: metrics}}}; the capped PatchCore is left out where the
     prefix exceeds its cap (the paper's `-`), the uncapped run fills its own column."""
     study, out = params.table7, {}
@@ -75,11 +89,11 @@ def collect_size_results(params: Params, main: dict, size_runs: Path, renders: P
                 row[method] = (
                     main[key][method]
                     if fraction == 1.0
-                    else read_metrics(size_run_path(size_runs, method, scenario, fraction))
+                    else read_estimates(size_run_path(size_runs, method, scenario, fraction))
                 )
         for fraction in study.uncapped_fractions:
             row = out.setdefault(fraction, {}).setdefault(key, {})
-            row[tables.UNCAPPED] = read_metrics(size_run_path(size_runs, tables.UNCAPPED, scenario, fraction))
+            row[tables.UNCAPPED] = read_estimates(size_run_path(size_runs, tables.UNCAPPED, scenario, fraction))
     return out
 
 
@@ -95,6 +109,11 @@ def notes(params: Params) -> list[str]:
         config = getattr(params.active.train, method)
         if method in all_methods(params) and config.backbone != paper_backbone:
             lines.append(f"{method}: backbone `{config.backbone}` here; the paper used {paper_backbone}.")
+    if params.extra_training_seeds:
+        lines.append(
+            f"Main models (Tables 3 and 4, Table 7's 100% row): mean over {len(params.training_seeds)} training "
+            "seeds, ±s their standard deviation, the interval that of the mean; other cells: one training seed."
+        )
     missing = [SCENARIOS[s].title for s in SCENARIOS if s not in params.scenarios]
     if missing:
         reason = "" if set(RENDERABLE) == set(SCENARIOS) else " (the renderer cannot build all of them yet)"
@@ -138,8 +157,10 @@ def build_report(
     results = collect_results(params, runs)
     size_results = collect_size_results(params, results, size_runs, renders)
     footnotes = notes(params)
-    write_table(out, tables.main_table("table3", results, ("image_auroc", "recall_at_fpr")), footnotes)
-    write_table(out, tables.main_table("table4", results, ("aupro",)), footnotes)
+    table3 = tables.main_table("table3", results, ("image_auroc", "recall_at_fpr"))
+    table4 = tables.main_table("table4", results, ("aupro",))
+    write_table(out, table3, footnotes)
+    write_table(out, table4, footnotes)
     for name, scenario in (("table5", "electrical_insulator"), ("table6", "witness_mark")):
         has_variants = scenario in params.ablation.scenarios and params.ablation.variants
         extra = [] if has_variants else ["Ablation variants of this scenario are not in params.yaml's `ablation`."]
@@ -150,12 +171,27 @@ def build_report(
         "is larger; `PatchCore (no cap)` trains on the whole prefix."
     )
     write_table(out, tables.size_table(size_results), [*footnotes, cap_note])
-    metrics = {
+    cells = {
         **results,
         **{f"table7/{fraction:g}/{key}": row for fraction, rows in size_results.items() for key, row in rows.items()},
     }
+    metrics: dict[str, Any] = {
+        key: {method: flat_metrics(values) for method, values in row.items()} for key, row in cells.items()
+    }
+    panels = [
+        panel
+        for panel in (
+            fidelity(table3, "image_auroc", params.seed, title="Table 3: image AUROC"),
+            fidelity(table4, "aupro", params.seed, title="Table 4: AUPRO@0.3"),
+        )
+        if panel is not None
+    ]
+    if panels:
+        metrics["fidelity"] = {panel.name: panel.metrics() for panel in panels}
     write_json_atomic(out / "metrics.json", metrics)
     count, figure_dir = params.active.report.figure_samples, out / "figures"
+    if panels:
+        figures.fidelity_plot(panels, figure_dir / "fidelity.png")
     figures.sample_grid(renders, "main", params.scenarios, count, figure_dir / "figure2_samples.png")
     for variant in params.ablation.variants:
         path = figure_dir / f"figure2_samples_{variant}.png"

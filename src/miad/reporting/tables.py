@@ -1,7 +1,8 @@
-"""Paper-style tables: each cell shows our value beside the paper's, with the difference.
+"""Paper-style tables: each cell shows our value with its uncertainty beside the paper's value.
 
-Cells read `ours / paper (±delta)`; `—` stands where we have not computed a value yet. Tables are
-written as Markdown (for people), CSV (long format, for tools) and LaTeX (for papers).
+Cells read `ours±seed-spread [interval] / paper`, with `†` after the paper's value where it lies outside our
+interval; `—` stands where we have not computed a value yet. Tables are written as Markdown (for people), CSV
+(long format with every number, the difference to the paper included, for tools) and LaTeX (for papers).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import yaml
 
 from miad.catalog import SCENARIOS
 from miad.method_catalog import METHOD_NAMES, METHOD_TITLES
+from miad.reporting.estimates import Estimate, as_estimate, mean_of
 
 MISSING = "—"
+OUTSIDE = "†"  # after the paper's value: it lies outside our bootstrap interval
 METRIC_TITLES = {
     "image_auroc": "AUROC",
     "recall_at_fpr": "Recall@1%FPR",
@@ -27,8 +30,8 @@ METRIC_TITLES = {
     "witness_mark": "WM",
 }
 
-# Our results: {dataset key "<variant>/<scenario>": {method: {metric: value}}}
-Results = Mapping[str, Mapping[str, Mapping[str, float]]]
+# Our results: {dataset key "<variant>/<scenario>": {method: {metric: Estimate (or a bare value)}}}
+Results = Mapping[str, Mapping[str, Mapping[str, Estimate | float]]]
 
 
 def paper_results() -> dict[str, Any]:
@@ -42,18 +45,31 @@ class Cell:
     row: str  # scenario key or "mean"
     method: str
     metric: str
-    ours: float | None
+    ours: Estimate | None
     paper: float | None
 
     @property
     def delta(self) -> float | None:
-        return None if self.ours is None or self.paper is None else self.ours - self.paper
+        return None if self.ours is None or self.paper is None else self.ours.value - self.paper
 
-    def text(self) -> str:
-        ours = MISSING if self.ours is None else f"{self.ours:.2f}"
+    @property
+    def paper_outside(self) -> bool:
+        """The paper's value lies outside our interval."""
+        return self.ours is not None and self.ours.excludes(self.paper)
+
+    def ours_text(self) -> str:
+        """`0.56`, `0.56 [0.41, 0.72]`, or with several training seeds `0.56±0.03 [0.41, 0.72]`."""
+        if self.ours is None:
+            return MISSING
+        text = f"{self.ours.value:.2f}"
+        if self.ours.seed_std is not None:
+            text += f"±{self.ours.seed_std:.2f}"
+        bounds = self.ours.interval
+        return text if bounds is None else f"{text} [{bounds[0]:.2f}, {bounds[1]:.2f}]"
+
+    def text(self, outside_mark: str = OUTSIDE) -> str:
         paper = MISSING if self.paper is None else f"{self.paper:.2f}"
-        delta = "" if self.delta is None else f" ({self.delta:+.2f})"
-        return f"{ours} / {paper}{delta}"
+        return f"{self.ours_text()} / {paper}{outside_mark if self.paper_outside else ''}"
 
 
 @dataclass(frozen=True)
@@ -70,9 +86,8 @@ class Table:
         return next(c for c in self.cells if (c.row, c.method, c.metric) == (row, method, metric))
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    """Mean over all rows, or None while any row is missing (a partial mean would mislead)."""
-    return None if not values or any(v is None for v in values) else sum(values) / len(values)  # type: ignore[arg-type]
+def _ours(results: Results, dataset: str, method: str, metric: str) -> Estimate | None:
+    return as_estimate(results.get(dataset, {}).get(method, {}).get(metric))
 
 
 def main_table(name: str, results: Results, metrics: tuple[str, ...], variant: str = "main") -> Table:
@@ -83,16 +98,16 @@ def main_table(name: str, results: Results, metrics: tuple[str, ...], variant: s
         for position, metric in enumerate(metrics):
             column = []
             for scenario in SCENARIOS:
-                ours = results.get(f"{variant}/{scenario}", {}).get(method, {}).get(metric)
+                ours = _ours(results, f"{variant}/{scenario}", method, metric)
                 theirs = paper[scenario][method]
                 cells.append(Cell(scenario, method, metric, ours, theirs[position] if len(metrics) > 1 else theirs))
                 column.append(ours)
             mean = paper["mean"][method]
-            cells.append(Cell("mean", method, metric, _mean(column), mean[position] if len(metrics) > 1 else mean))
+            cells.append(Cell("mean", method, metric, mean_of(column), mean[position] if len(metrics) > 1 else mean))
     rows = {key: info.title for key, info in SCENARIOS.items()} | {"mean": "Mean"}
     captions = {
-        "table3": "Table 3. Image-level classification: AUROC and Recall@1%FPR (ours / paper (delta)).",
-        "table4": "Table 4. Segmentation: AUPRO up to 30% pixel FPR (ours / paper (delta)).",
+        "table3": "Table 3. Image-level classification: AUROC and Recall@1%FPR (ours [95% interval] / paper).",
+        "table4": "Table 4. Segmentation: AUPRO up to 30% pixel FPR (ours [95% interval] / paper).",
     }
     return Table(name, captions[name], rows, metrics, tuple(cells))
 
@@ -110,17 +125,34 @@ def to_markdown(table: Table, notes: Sequence[str] = ()) -> str:
             label = [title if position == 0 else ""] + ([METRIC_TITLES[metric]] if multi else [])
             values = [table.cell(row, m, metric).text() for m in table.columns]
             lines.append("| " + " | ".join(label + values) + " |")
-    lines += ["", f"Cells: ours / paper (ours − paper); {MISSING} = not computed yet.", *notes]
+    lines += ["", legend(table), *notes]
     return "\n".join(lines) + "\n"
+
+
+def legend(table: Table) -> str:
+    """How to read a cell, with the counts of this table's marked cells."""
+    judged = [c for c in table.cells if c.paper is not None and c.ours is not None and c.ours.interval is not None]
+    outside = sum(c.paper_outside for c in judged)
+    confidence = round(100 * judged[0].ours.confidence) if judged else 95  # type: ignore[union-attr]
+    return (
+        f"Cells: ours [{confidence}% bootstrap interval over test images] / paper; {OUTSIDE} = the paper's value lies "
+        f"outside our interval ({outside} of {len(judged)} cells); ±s = standard deviation over training seeds, where "
+        f"several ran; {MISSING} = not computed yet."
+    )
 
 
 def to_csv(table: Table) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["table", "row", "method", "metric", "ours", "paper", "delta"])
+    writer.writerow(
+        ["table", "row", "method", "metric", "ours", "ci_low", "ci_high", "seed_std", "paper", "delta", "paper_outside"]
+    )
+    fmt = lambda v: "" if v is None else f"{v:.6f}"  # noqa: E731
     for c in table.cells:
-        fmt = lambda v: "" if v is None else f"{v:.6f}"  # noqa: E731
-        writer.writerow([table.name, c.row, c.method, c.metric, fmt(c.ours), fmt(c.paper), fmt(c.delta)])
+        bounds = (None, None) if c.ours is None or c.ours.interval is None else c.ours.interval
+        seed_std = None if c.ours is None else c.ours.seed_std
+        values = [None if c.ours is None else c.ours.value, *bounds, seed_std, c.paper, c.delta]
+        writer.writerow([table.name, c.row, c.method, c.metric, *map(fmt, values), int(c.paper_outside)])
     return buffer.getvalue()
 
 
@@ -132,7 +164,10 @@ def to_latex(table: Table) -> str:
     for row, title in table.row_titles.items():
         for position, metric in enumerate(table.metrics):
             label = [title if position == 0 else ""] + ([METRIC_TITLES[metric].replace("%", r"\%")] if multi else [])
-            values = [table.cell(row, m, metric).text().replace(MISSING, "--") for m in table.columns]
+            values = [
+                table.cell(row, m, metric).text(r"$^\dagger$").replace(MISSING, "--").replace("±", r"$\pm$")
+                for m in table.columns
+            ]
             lines.append(" & ".join(label + values) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -151,10 +186,10 @@ def factor_table(name: str, scenario: str, results: Results) -> Table:
         for position, metric in enumerate(metrics):
             ours_row = []
             for method in FACTOR_METHODS:
-                ours = results.get(f"{variant}/{scenario}", {}).get(method, {}).get(metric)
+                ours = _ours(results, f"{variant}/{scenario}", method, metric)
                 cells.append(Cell(variant, method, metric, ours, paper[variant][method][position]))
                 ours_row.append(ours)
-            cells.append(Cell(variant, "mean", metric, _mean(ours_row), paper[variant]["mean"][position]))
+            cells.append(Cell(variant, "mean", metric, mean_of(ours_row), paper[variant]["mean"][position]))
     title = SCENARIOS[scenario].title
     caption = f"Table {name[-1]}. Impact of the uncontrolled factors on the {title.lower()}: AUROC and Recall@1%FPR."
     return Table(name, caption, dict(VARIANT_TITLES), metrics, tuple(cells), (*FACTOR_METHODS, "mean"), "Factors")
@@ -176,7 +211,7 @@ def size_table(results: Mapping[float, Results]) -> Table:
     for fraction in fractions:
         for position, scenario in enumerate(SIZE_SCENARIOS):
             for method in (*FACTOR_METHODS, UNCAPPED):
-                ours = results.get(fraction, {}).get(f"main/{scenario}", {}).get(method, {}).get("image_auroc")
+                ours = _ours(results.get(fraction, {}), f"main/{scenario}", method, "image_auroc")
                 theirs = paper.get(fraction, {}).get(method)
                 paper_value = None if theirs is None else theirs[position]
                 cells.append(Cell(f"{fraction:g}", method, scenario, ours, paper_value))

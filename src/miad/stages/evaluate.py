@@ -1,4 +1,5 @@
-"""Evaluate a trained method on a test split: anomaly maps -> image score = max of map -> metrics."""
+"""Evaluate a trained method on a test split: anomaly maps -> image score = max of map -> metrics, each with
+its bootstrap interval over test images (miad.bootstrap)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from miad import metrics
+from miad import bootstrap, metrics
 from miad.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from miad.config import Params
 from miad.data.dataset import ShardDataset
 from miad.data.layout import split_dir
+from miad.seeding import derive_seed
 
 
 def predict_split(model: Any, dataset: ShardDataset, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -36,6 +38,33 @@ def compute_metrics(
         "recall_at_fpr": metrics.recall_at_fpr(scores, labels, max_fpr=cfg.recall_max_fpr),
         "aupro": metrics.aupro(maps, masks, fpr_limit=cfg.aupro_fpr_limit),
         "pixel_auroc": metrics.pixel_auroc(maps, masks),
+    }
+
+
+def bootstrap_seed(params: Params, variant: str, scenario: str) -> int:
+    """One seed per test split: every method and training seed on it sees the same resamples (paired)."""
+    return derive_seed(params.seed, "bootstrap", variant, scenario)
+
+
+def compute_intervals(
+    params: Params, seed: int, scores: np.ndarray, labels: np.ndarray, maps: np.ndarray, masks: np.ndarray
+) -> dict[str, Any]:
+    """Bootstrap replicates and percentile intervals of the image metrics and AUPRO (stratified resamples)."""
+    cfg = params.active.evaluate
+    boot = bootstrap.Bootstrap.draw(labels, cfg.bootstrap_resamples, seed)
+    aupro, grid_value = bootstrap.aupro_replicates(maps, masks, boot, cfg.aupro_fpr_limit)
+    replicates = {
+        "image_auroc": bootstrap.auroc_replicates(scores, labels, boot),
+        "recall_at_fpr": bootstrap.recall_replicates(scores, labels, boot, cfg.recall_max_fpr),
+        "aupro": aupro,
+    }
+    return {
+        "confidence": cfg.confidence,
+        "resamples": cfg.bootstrap_resamples,
+        "seed": seed,
+        "aupro_grid_value": grid_value,  # AUPRO on the replicates' threshold grid, beside the exact one
+        "intervals": {name: list(bootstrap.interval(values, cfg.confidence)) for name, values in replicates.items()},
+        "replicates": {name: [float(v) for v in values] for name, values in replicates.items()},
     }
 
 
@@ -101,7 +130,8 @@ def evaluate(
     pro_csv: Path | None = None,
     maps_out: Path | None = None,
 ) -> dict[str, Any]:
-    """Score the test split with the model in `model_dir`; write metrics and per-image scores to `out`.
+    """Score the test split with the model in `model_dir`; write metrics, their bootstrap intervals and
+    replicates, and per-image scores to `out`.
 
     Optionally also the ROC and PRO curves as CSV (DVC plots) and the anomaly maps of a few test
     images (Figures 4 and 5).
@@ -118,6 +148,7 @@ def evaluate(
         "scenario": scenario,
         "profile": params.profile,
         "metrics": compute_metrics(params, scores, labels, maps, masks),
+        "bootstrap": compute_intervals(params, bootstrap_seed(params, variant, scenario), scores, labels, maps, masks),
         "images": [
             {"stem": e.stem, "label": e.label, "defect_type": e.defect_type, "score": float(s)}
             for e, s in zip(dataset.entries, scores, strict=True)
