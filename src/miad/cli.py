@@ -16,6 +16,7 @@ from miad.atomic import write_json_atomic
 from miad.catalog import RENDERABLE, VARIANT_NAMES
 from miad.config import PROFILES, ConfigError, Params, load_params
 from miad.method_catalog import TRAINABLE
+from miad.remote.cli import register as register_remote
 
 DESCRIPTION = """\
 MIAD reproducibility bundle: render a MIAD-like dataset with BlenderProc, train the benchmarked
@@ -412,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["compare"].add_argument("--runs", default="results/runs", help="where to read your runs' provenance")
     parsers["profile"].add_argument("name", nargs="?", choices=PROFILES, help="profile to switch to")
     parsers["profile"].add_argument("--params", default="params.yaml")
+    register_remote(sub)  # remote, pull, publish, reproduce (miad.remote)
     return parser
 
 
@@ -459,9 +461,13 @@ def user_errors() -> tuple[type[Exception], ...]:
     must not load before the numeric environment is pinned)."""
     from miad.assets import AssetMismatchError
     from miad.data.shards import ShardError
+    from miad.remote.settings import RemoteError
     from miad.reporting.compare import CompareError
 
-    return UserError, ConfigError, ShardError, AssetMismatchError, CompareError, FileNotFoundError, FileExistsError
+    return (
+        UserError, ConfigError, ShardError, AssetMismatchError, CompareError, FileNotFoundError, FileExistsError,
+        RemoteError,
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None, *, pin_environment: bool = False) -> int:
