@@ -17,6 +17,7 @@ from miad.catalog import RENDERABLE, VARIANT_NAMES
 from miad.config import PROFILES, ConfigError, Params, load_params
 from miad.method_catalog import TRAINABLE
 from miad.remote.cli import register as register_remote
+from miad.weights.cli import register as register_weights
 
 DESCRIPTION = """\
 MIAD reproducibility bundle: render a MIAD-like dataset with BlenderProc, train the benchmarked
@@ -414,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["profile"].add_argument("name", nargs="?", choices=PROFILES, help="profile to switch to")
     parsers["profile"].add_argument("--params", default="params.yaml")
     register_remote(sub)  # remote, pull, publish, reproduce (miad.remote)
+    register_weights(sub)  # weights (miad.weights)
     return parser
 
 
@@ -463,10 +465,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     from miad.data.shards import ShardError
     from miad.remote.settings import RemoteError
     from miad.reporting.compare import CompareError
+    from miad.weights.fetch import WeightsError
 
     return (
         UserError, ConfigError, ShardError, AssetMismatchError, CompareError, FileNotFoundError, FileExistsError,
-        RemoteError,
+        RemoteError, WeightsError,
     )  # fmt: skip
 
 
