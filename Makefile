@@ -6,7 +6,7 @@ BIN    := $(abspath $(VENV))/bin
 PROFILE ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup reproduce test test-fast lint bench docker-build docker-reproduce clean help
+.PHONY: setup reproduce publish test test-fast lint bench docker-build docker-reproduce clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,12 +29,14 @@ $(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-reproduce: setup  ## restore assets, run `dvc repro`, print Tables 3 and 4 (PROFILE=paper to switch)
+reproduce: setup  ## pull what the DVC remote holds (if any), restore assets, `dvc repro` the rest, print Tables 3 and 4
 	$(if $(PROFILE),$(BIN)/miad profile $(PROFILE))
-	$(BIN)/miad assets restore
-	$(BIN)/dvc repro
+	$(BIN)/miad reproduce
 	@cat results/tables/table3.md results/tables/table4.md
 	@echo "figure: results/figures/figure2_samples.png"
+
+publish: setup  ## push data/, renders, models and results (and tracked weights) to the DVC remote
+	$(BIN)/miad publish
 
 test: setup lint  ## lint, then every test (slow ones included)
 	$(BIN)/python -m pytest
