@@ -49,6 +49,8 @@ def test_repo_params_load_both_profiles():
         (lambda d: d.update(extra_training_seeds="1"), r"extra_training_seeds: expected a list"),
         (lambda d: d["smoke"]["evaluate"].update(bootstrap_resamples=10), r"bootstrap_resamples: value 10 is out"),
         (lambda d: d["smoke"]["evaluate"].update(confidence=1.5), r"evaluate\.confidence: value 1\.5 is out"),
+        (lambda d: d["dataset"].update(source="mvtec"), r"dataset\.source: value 'mvtec' is not allowed"),
+        (lambda d: d["dataset"].update(root="x"), r"dataset: unknown key\(s\) \['root'\]"),
     ],
 )
 def test_bad_params_name_key_value_and_rule(tmp_path, edit, message):

@@ -31,6 +31,8 @@ examples:
   miad verify                                      check every shard's sha256 under renders/
   miad stats                                       defect pixel ratios vs the paper, split-leak check
   miad export --layout mvtec /tmp/miad_mvtec       write the MVTec AD folder layout
+  miad import --layout mvtec mvtec/bottle --scenario witness_mark
+                                                   read an MVTec-layout class folder into renders/
   miad profile paper                               switch params.yaml to the paper profile
   miad compare                                     your results/metrics.json against the committed one
 """
@@ -62,6 +64,46 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.stats_json:
         write_json_atomic(Path(args.stats_json), report.as_dict())
     args.timing_extra = report.as_dict()
+    return 0
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    params = _params(args)
+    args.variant = "main"
+    if params.dataset.source == "rendered":
+        return cmd_render(args)
+    source = Path(params.dataset.imports) / args.scenario
+    return _import(source, args.scenario, Path(args.renders), "main", params.active.render.shard_size, args.no_progress)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from miad.importing.miad_release import scenario_for_class
+
+    source = Path(args.source)
+    scenario = args.scenario or scenario_for_class(source.name)
+    if scenario is None:
+        raise UserError(
+            f"{source}: {source.name!r} is not one of MIAD's class names; say which scenario it fills with --scenario"
+        )
+    args.scenario = scenario
+    if args.check:
+        from miad.importing.mvtec import scan
+
+        counts = scan(source).counts()
+        print(f"{source}: importable as {scenario}: {json.dumps(counts)}")
+        return 0
+    shard_size = _params(args).active.render.shard_size
+    return _import(source, scenario, Path(args.renders), args.variant, shard_size, args.no_progress)
+
+
+def _import(source: Path, scenario: str, renders: Path, variant: str, shard_size: int, no_progress: bool) -> int:
+    from miad.importing.mvtec import import_mvtec
+
+    report = import_mvtec(source, renders, variant, scenario, shard_size=shard_size, progress=not no_progress)
+    print(
+        f"{variant}/{scenario}: imported {source} ({report.width}x{report.height} px): {json.dumps(report.counts)}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -321,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         "render": (cmd_render, "render one scenario's train/test shards (resumes; finished shards are skipped)"),
+        "dataset": (cmd_dataset, "build one scenario's main dataset as params.yaml's `dataset` says: render or import"),
+        "import": (cmd_import, "read an MVTec-layout class folder (MIAD release, MVTec AD) into our shards"),
         "verify": (cmd_verify, "check every shard and image against its sha256; name what is corrupt or missing"),
         "export": (cmd_export, "write rendered data in another folder layout (MVTec AD)"),
         "assets": (cmd_assets, "build, check or restore data/ (backgrounds, textures) against data.dvc"),
@@ -341,6 +385,19 @@ def build_parser() -> argparse.ArgumentParser:
     _dataset_args(parsers["render"])
     parsers["render"].add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parsers["render"].add_argument("--stats-json", help="also write timings (wall, inside Cycles) to this JSON file")
+    parsers["dataset"].add_argument("--scenario", required=True, choices=RENDERABLE, help="scenario key")
+    parsers["dataset"].add_argument("--renders", default="renders", help="root of datasets (default: %(default)s)")
+    parsers["dataset"].add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parsers["dataset"].add_argument("--stats-json", help="rendered: also write timings to this JSON file")
+    parsers["import"].add_argument("source", help="an MVTec-layout class folder: train/good, test/<type>, ground_truth")
+    parsers["import"].add_argument("--layout", required=True, choices=["mvtec"], help="folder layout to read")
+    parsers["import"].add_argument(
+        "--scenario", choices=RENDERABLE, help="the scenario it fills (default: from a MIAD class folder's name)"
+    )
+    parsers["import"].add_argument("--variant", default="main", choices=VARIANT_NAMES)
+    parsers["import"].add_argument("--renders", default="renders", help="root of datasets (default: %(default)s)")
+    parsers["import"].add_argument("--check", action="store_true", help="only check the layout and count images")
+    parsers["import"].add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parsers["verify"].add_argument("paths", nargs="*", help="split folders to check (default: all under --renders)")
     parsers["verify"].add_argument("--renders", default="renders", help="root of rendered shards")
     parsers["export"].add_argument("directory", help="output folder (must not exist unless --force)")
@@ -465,8 +522,10 @@ def pin_numeric_environment(args: argparse.Namespace) -> None:
 
 def provenance_target(args: argparse.Namespace) -> tuple[Path, bool] | None:
     """(output whose provenance sidecar a command writes, append to earlier runs?) or None."""
-    if args.command == "render":
+    if args.command in ("render", "dataset"):
         return Path(args.renders) / args.variant / args.scenario, True  # shards may come from several processes
+    if args.command == "import" and not args.check:
+        return Path(args.renders) / args.variant / args.scenario, False  # cmd_import resolved the scenario
     if args.command in ("train", "evaluate"):
         return Path(args.out), False
     if args.command == "report":
@@ -479,14 +538,23 @@ def user_errors() -> tuple[type[Exception], ...]:
     must not load before the numeric environment is pinned)."""
     from miad.assets import AssetMismatchError
     from miad.data.shards import ShardError
+    from miad.importing.mvtec import LayoutError
     from miad.remote.settings import RemoteError
     from miad.reporting.compare import CompareError
     from miad.weights.fetch import WeightsError
 
     return (
-        UserError, ConfigError, ShardError, AssetMismatchError, CompareError, FileNotFoundError, FileExistsError,
-        RemoteError, WeightsError,
-    )  # fmt: skip
+        UserError,
+        ConfigError,
+        ShardError,
+        AssetMismatchError,
+        CompareError,
+        LayoutError,
+        RemoteError,
+        WeightsError,
+        FileNotFoundError,
+        FileExistsError,
+    )
 
 
 def main(argv: Sequence[str] | None = None, *, pin_environment: bool = False) -> int:

@@ -230,6 +230,17 @@ class AblationConfig:
     variants: tuple[str, ...] = ()  # of catalog.VARIANT_NAMES, without "main" (the main datasets serve +UV+UB+US)
 
 
+DATASET_SOURCES = ("rendered", "imported")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Where the main datasets (Tables 3, 4 and 7) come from; the ablation variants are always rendered."""
+
+    source: str = field(default="rendered", metadata=_choices(*DATASET_SOURCES))
+    imports: str = "imports"  # imported: one MVTec-layout class folder per scenario, <imports>/<scenario>/
+
+
 @dataclass(frozen=True)
 class Params:
     """The whole of params.yaml, validated; `active` is the selected profile's block."""
@@ -243,6 +254,7 @@ class Params:
     ablation: AblationConfig
     profiles: dict[str, ProfileConfig]
     extra_training_seeds: tuple[int, ...] = ()  # Tables 3 and 4: main models retrained per seed (0 is the main run)
+    dataset: DatasetConfig = DatasetConfig()
 
     @property
     def active(self) -> ProfileConfig:
@@ -351,7 +363,7 @@ def to_dict(obj: Any) -> Any:
 # --- params.yaml ---------------------------------------------------------------------------------------------
 
 _SHARED_KEYS = ("profile", "seed", "scenarios", "methods", "unified_methods", "table7", "ablation")
-_OPTIONAL_KEYS = ("extra_training_seeds",)
+_OPTIONAL_KEYS = ("extra_training_seeds", "dataset")
 
 
 def _string_list(
@@ -432,7 +444,16 @@ def parse_params(
         ablation=ablation,
         profiles=profiles,
         extra_training_seeds=_extra_training_seeds(data, path),
+        dataset=_dataset(data, path),
     )
+
+
+def _dataset(data: typing.Mapping[str, Any], path: Path) -> DatasetConfig:
+    """The optional `dataset` block (default: rendered)."""
+    try:
+        return build(DatasetConfig, data.get("dataset") or {}, "dataset")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _extra_training_seeds(data: typing.Mapping[str, Any], path: Path) -> tuple[int, ...]:

@@ -94,8 +94,9 @@ def split_stats(entries: Sequence[IndexEntry], pixels: int) -> dict[str, Any]:
     for e in defective:
         by_type.setdefault(e.defect_type, []).append(e.record["defect_pixels"] / pixels)
     coverage = [e.record["object_pixels"] / pixels for e in entries if "object_pixels" in e.record]
-    thetas = [e.record["camera"]["theta"] for e in entries]
-    phis = [e.record["camera"]["phi"] for e in entries]
+    cameras = [e.record["camera"] for e in entries if "camera" in e.record]  # imported datasets have none
+    thetas = [camera["theta"] for camera in cameras]
+    phis = [camera["phi"] for camera in cameras]
     return {
         "images": len(entries),
         "per_type": dict(sorted(Counter(e.defect_type for e in entries).items())),
@@ -113,7 +114,7 @@ def dataset_stats(renders: Path, variant: str, scenario: str) -> dict[str, Any]:
     """Statistics of one rendered dataset, both splits, with the paper's ratio and the leak check."""
     train, header = _entries(renders, variant, scenario, "train")
     test, _ = _entries(renders, variant, scenario, "test")
-    pixels = int(header["resolution"]) ** 2
+    pixels = int(header["height"]) * int(header["width"]) if "height" in header else int(header["resolution"]) ** 2
     factors = list(header["factors"])
     stats = {"train": split_stats(train, pixels), "test": split_stats(test, pixels)}
     ours = stats["test"]["defect_pixel_ratio"]
@@ -124,7 +125,8 @@ def dataset_stats(renders: Path, variant: str, scenario: str) -> dict[str, Any]:
         "variant": variant,
         "scenario": scenario,
         "factors": factors,
-        "resolution": int(header["resolution"]),
+        "resolution": header["resolution"],
+        "source": header.get("source", {"layout": "rendered"}),
         **stats,
         "paper_defect_pixel_ratio": paper,
         "defect_ratio_vs_paper": ratio,
