@@ -158,6 +158,9 @@ def break_layout(root: Path, how: str) -> str:
     if how == "train defect":
         shutil.copytree(root / "test/dent", root / "train/dent")
         return r"train/dent: the train split holds good images only"
+    if how == "one stem twice":
+        shutil.copy(root / "test/good/001.jpg", root / "test/good/001.png")
+        return r"test/good/001\.jpg: another image in .* has the stem '001'"
     if how == "empty class":
         shutil.rmtree(root / "train/good")
         (root / "train/good").mkdir()
@@ -166,7 +169,8 @@ def break_layout(root: Path, how: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "how", ["missing mask", "stray mask", "unknown extension", "stray file", "train defect", "empty class"]
+    "how",
+    ["missing mask", "stray mask", "unknown extension", "stray file", "train defect", "one stem twice", "empty class"],
 )
 def test_each_malformed_layout_is_named_and_nothing_is_written(tmp_path: Path, how: str):
     source = make_mvtec(tmp_path / "cls")

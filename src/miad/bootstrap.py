@@ -150,8 +150,8 @@ def _grid(maps: np.ndarray, masks: np.ndarray, fpr_limit: float) -> np.ndarray:
     """Descending thresholds: just above the highest normal pixel (the curve's FPR = 0 point), then FPR levels
     evenly spread over [0, min(1, 2 * limit)] of a fixed-seed sample of the normal pixels."""
     flat_maps, flat_masks = maps.reshape(-1), masks.reshape(-1)
-    if flat_maps.size > GRID_SAMPLE:
-        picked = np.random.default_rng(0).choice(flat_maps.size, GRID_SAMPLE, replace=False)
+    if flat_maps.size > GRID_SAMPLE:  # with replacement: no permutation of every pixel index is ever made
+        picked = np.random.default_rng(0).integers(0, flat_maps.size, GRID_SAMPLE)
         sample = flat_maps[picked][~flat_masks[picked]]
     else:
         sample = flat_maps[~flat_masks]

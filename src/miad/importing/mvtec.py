@@ -119,6 +119,10 @@ def scan(root: Path) -> MvtecClass:
                 mask = None if type_dir.name == GOOD else truth / f"{path.stem}{MASK_SUFFIX}"
                 images.append(SourceImage(path, split, type_dir.name, mask))
     _check_masks(root, images, problems)
+    named = Counter((i.split, i.defect_type, i.path.stem) for i in images)
+    for image in images:
+        if named[(image.split, image.defect_type, image.path.stem)] > 1:
+            problems.append(f"{image.path}: another image in {image.path.parent} has the stem {image.path.stem!r}")
     counts = Counter((i.split, i.label) for i in images)
     for (split, label), what in ((("train", 0), "good training images"), (("test", 0), "good test images"),
                                  (("test", 1), "defective test images")):  # fmt: skip
