@@ -99,3 +99,13 @@ def fake_factory():
 def repo_copy(tmp_path: Path) -> Path:
     """A copy of the project's sources in tmp_path/repo."""
     return copy_project(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def native_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests.pipeline_slice run once per session by plain `dvc repro` (the reference other runtimes must match)."""
+    from tests.pipeline_slice import TARGETS, prepare_slice, run
+
+    repo = prepare_slice(tmp_path_factory.mktemp("native") / "repo")
+    run(["dvc", "repro", *TARGETS], repo)
+    return repo
