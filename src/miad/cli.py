@@ -50,10 +50,29 @@ def _params(args: argparse.Namespace) -> Params:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from miad.render.fanout import parse_shard, shard_runner_for, with_render_threads
     from miad.render.shard import render_dataset
 
     params = _params(args)
-    report = render_dataset(params, args.variant, args.scenario, Path(args.renders), progress=not args.no_progress)
+    threads, shard = getattr(args, "threads", None), getattr(args, "shard", None)  # `miad dataset` has neither
+    if threads is not None:
+        params = with_render_threads(params, threads)
+    only = parse_shard(shard) if shard else None
+    runner = None
+    if only is None:
+        place = (Path(args.params), args.profile, args.variant, args.scenario, Path(args.renders))
+        runner = shard_runner_for(
+            params, *place, kind=args.executor, workers=args.workers, progress=not args.no_progress
+        )
+    report = render_dataset(
+        params,
+        args.variant,
+        args.scenario,
+        Path(args.renders),
+        progress=not args.no_progress,
+        only=only,
+        shard_runner=runner,
+    )
     share = report.cycles_seconds / report.wall_seconds if report.wall_seconds else 0.0
     print(
         f"{args.variant}/{args.scenario}: {report.rendered_images} images rendered in "
@@ -356,6 +375,13 @@ def _dataset_args(parser: argparse.ArgumentParser, *, scenario_required: bool = 
     parser.add_argument("--renders", default="renders", help="root of rendered shards (default: %(default)s)")
 
 
+def _executor_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor", choices=["local", "slurm"], help="where shard tasks run (default: params' executor.kind)"
+    )
+    parser.add_argument("--workers", type=int, help="local: shard tasks at once (default: params' executor.workers)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="miad", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -383,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name not in ("profile",):
             _common(parsers[name])
     _dataset_args(parsers["render"])
+    parsers["render"].add_argument("--shard", help="render only this shard, e.g. train/0 (one task of a fan-out)")
+    parsers["render"].add_argument("--threads", type=int, help="Cycles threads (changes no bit; default: params)")
+    for name in ("render", "dataset"):
+        _executor_args(parsers[name])
     parsers["render"].add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parsers["render"].add_argument("--stats-json", help="also write timings (wall, inside Cycles) to this JSON file")
     parsers["dataset"].add_argument("--scenario", required=True, choices=RENDERABLE, help="scenario key")
@@ -522,7 +552,7 @@ def pin_numeric_environment(args: argparse.Namespace) -> None:
 
 def provenance_target(args: argparse.Namespace) -> tuple[Path, bool] | None:
     """(output whose provenance sidecar a command writes, append to earlier runs?) or None."""
-    if args.command in ("render", "dataset"):
+    if args.command in ("render", "dataset") and not getattr(args, "shard", None):
         return Path(args.renders) / args.variant / args.scenario, True  # shards may come from several processes
     if args.command == "import" and not args.check:
         return Path(args.renders) / args.variant / args.scenario, False  # cmd_import resolved the scenario
@@ -538,6 +568,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     must not load before the numeric environment is pinned)."""
     from miad.assets import AssetMismatchError
     from miad.data.shards import ShardError
+    from miad.executors.base import TaskError
     from miad.importing.mvtec import LayoutError
     from miad.remote.settings import RemoteError
     from miad.reporting.compare import CompareError
@@ -552,6 +583,7 @@ def user_errors() -> tuple[type[Exception], ...]:
         LayoutError,
         RemoteError,
         WeightsError,
+        TaskError,
         FileNotFoundError,
         FileExistsError,
     )

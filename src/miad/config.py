@@ -363,7 +363,7 @@ def to_dict(obj: Any) -> Any:
 # --- params.yaml ---------------------------------------------------------------------------------------------
 
 _SHARED_KEYS = ("profile", "seed", "scenarios", "methods", "unified_methods", "table7", "ablation")
-_OPTIONAL_KEYS = ("extra_training_seeds", "dataset")
+_OPTIONAL_KEYS = ("extra_training_seeds", "dataset", "executor")  # executor: miad.executors, out of every hash
 
 
 def _string_list(
@@ -400,6 +400,13 @@ def parse_params(
     missing = [k for k in (*_SHARED_KEYS, *PROFILES) if k not in data]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {missing}")
+    if "executor" in data:
+        from miad.executors.config import parse_executor
+
+        try:
+            parse_executor(data["executor"])
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     profile = data["profile"]
     if profile not in PROFILES:
         raise ConfigError(f"{path}: profile: value {profile!r} is not allowed, expected one of {list(PROFILES)}")

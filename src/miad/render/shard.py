@@ -24,7 +24,7 @@ from miad.catalog import SCENARIOS, applied_factors
 from miad.config import SPLITS, Params, RenderConfig, to_dict
 from miad.data.layout import shard_name, split_dir
 from miad.data.manifest import build_manifest, write_manifest
-from miad.data.shards import IndexEntry, check_shard, encode_png, sha256_bytes, write_shard
+from miad.data.shards import IndexEntry, ShardError, check_shard, encode_png, sha256_bytes, write_shard
 from miad.render.plan import GOOD, RenderedSample, SamplePlan
 from miad.render.pools import pools_digest
 from miad.seeding import derive_seed
@@ -150,6 +150,18 @@ def _items(
         yield entry, image_png, mask_png
 
 
+ShardRunner = Callable[[list[ShardTask]], None]  # renders the given shards elsewhere (other processes, Slurm)
+
+
+def shard_path(renders: Path, variant: str, scenario: str, task: ShardTask) -> Path:
+    return split_dir(renders, variant, scenario, task.split) / task.file_name
+
+
+def is_finished(renders: Path, variant: str, scenario: str, task: ShardTask) -> bool:
+    """A shard is finished when its archive exists, its spec hash is the plan's and every sha256 matches."""
+    return not check_shard(shard_path(renders, variant, scenario, task), task.spec_hash)
+
+
 def render_dataset(
     params: Params,
     variant: str,
@@ -158,14 +170,33 @@ def render_dataset(
     *,
     renderer_factory: RendererFactory = default_renderer_factory,
     progress: bool = True,
+    only: tuple[str, int] | None = None,
+    shard_runner: ShardRunner | None = None,
 ) -> RenderReport:
-    """Render every unfinished shard of `variant/scenario` under `renders`, then write the manifests."""
+    """Render every unfinished shard of `variant/scenario` under `renders`, then write the manifests.
+
+    `only=(split, index)`: render that one shard if unfinished, and nothing else (no manifests): one task of a
+    fan-out. `shard_runner`: hand the unfinished shards to it (an executor) instead of rendering them here; every
+    one must be finished when it returns."""
     start = time.perf_counter()
     cfg = params.active.render
     factors = applied_factors(variant, scenario)
     tasks = plan_shards(params, variant, scenario)
-    todo = [t for t in tasks if check_shard(split_dir(renders, variant, scenario, t.split) / t.file_name, t.spec_hash)]
+    if only is not None:
+        tasks = [t for t in tasks if (t.split, t.shard_index) == only]
+        if not tasks:
+            raise ShardError(f"{variant}/{scenario}: no shard {only[0]}/{only[1]} in the plan")
+    todo = [t for t in tasks if not is_finished(renders, variant, scenario, t)]
     report = RenderReport(skipped_shards=len(tasks) - len(todo))
+    if shard_runner is not None and todo:
+        shard_runner(todo)
+        unfinished = [t for t in todo if not is_finished(renders, variant, scenario, t)]
+        if unfinished:
+            names = [f"{t.split}/{t.file_name}" for t in unfinished]
+            raise ShardError(f"{variant}/{scenario}: shard(s) {names} still unfinished after the fan-out")
+        report.rendered_shards = len(todo)
+        report.rendered_images = sum(len(t.plans) for t in todo)
+        todo = []
     total = sum(len(t.plans) for t in todo)
     with (
         tempfile.TemporaryDirectory(prefix="miad-bproc-") as temp,
@@ -187,6 +218,9 @@ def render_dataset(
             path = split_dir(renders, variant, scenario, task.split) / task.file_name
             write_shard(path, header, _items(task, renderer, report, bar))
             report.rendered_shards += 1
+    if only is not None:
+        report.wall_seconds = time.perf_counter() - start
+        return report
     for split in SPLITS:
         directory = split_dir(renders, variant, scenario, split)
         wanted = [t.file_name for t in tasks if t.split == split]
