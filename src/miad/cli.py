@@ -86,6 +86,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repro(args: argparse.Namespace) -> int:
+    from miad.launcher.cli import repro
+
+    if args.profile:
+        raise UserError("repro: --profile does not apply (DVC reads params.yaml); switch with `miad profile NAME`")
+    return repro(Path(args.params), args.targets, kind=args.executor, jobs=args.jobs, bench_json=args.stats_json)
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     params = _params(args)
     args.variant = "main"
@@ -399,6 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
         "stats": (cmd_stats, "dataset statistics vs the paper (Table 2) and the train/test leak check, as JSON"),
         "report": (cmd_report, "write Tables 3-7 (ours beside the paper's), metrics.json and Figures 2, 4, 5"),
         "compare": (cmd_compare, "your metrics.json against a reference (a file or git revision), cell by cell"),
+        "repro": (
+            cmd_repro,
+            "run the stale DVC stages, several at once (local or Slurm), recorded as `dvc repro` would",
+        ),
         "profile": (cmd_profile, "show or switch the active profile (smoke | paper) in params.yaml"),
         "params": (cmd_params, "validate params.yaml and print the active profile's resolved values"),
     }
@@ -413,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["render"].add_argument("--threads", type=int, help="Cycles threads (changes no bit; default: params)")
     for name in ("render", "dataset"):
         _executor_args(parsers[name])
+    parsers["repro"].add_argument("targets", nargs="*", help="stages or dvc.yaml files (default: the whole pipeline)")
+    parsers["repro"].add_argument("--executor", choices=["local", "slurm"], help="default: params' executor.kind")
+    parsers["repro"].add_argument("--jobs", "-j", type=int, help="stages at once (default: params' executor.workers)")
+    parsers["repro"].add_argument("--stats-json", help="also write per-stage timings to this JSON file")
     parsers["render"].add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parsers["render"].add_argument("--stats-json", help="also write timings (wall, inside Cycles) to this JSON file")
     parsers["dataset"].add_argument("--scenario", required=True, choices=RENDERABLE, help="scenario key")
@@ -570,6 +586,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     from miad.data.shards import ShardError
     from miad.executors.base import TaskError
     from miad.importing.mvtec import LayoutError
+    from miad.launcher.run import LaunchError
     from miad.remote.settings import RemoteError
     from miad.reporting.compare import CompareError
     from miad.weights.fetch import WeightsError
@@ -584,6 +601,7 @@ def user_errors() -> tuple[type[Exception], ...]:
         RemoteError,
         WeightsError,
         TaskError,
+        LaunchError,
         FileNotFoundError,
         FileExistsError,
     )

@@ -11,6 +11,8 @@ import yaml
 from miad.config import ConfigError, _choices, _range, build
 
 KINDS = ("local", "slurm")
+EXECUTOR_ENV = "MIAD_EXECUTOR"  # `local` or `slurm`: overrides params' executor.kind (`miad repro` sets it)
+WORKERS_ENV = "MIAD_WORKERS"  # overrides params' executor.workers
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from miad.config import SPLITS, ConfigError, Params
 from miad.executors import ExecutorConfig, Task, load_executor_config, make_executor
+from miad.executors.config import EXECUTOR_ENV, WORKERS_ENV
 from miad.executors.wait import run_tasks
 from miad.render.shard import ShardTask, is_finished
 
@@ -77,10 +78,6 @@ class ShardFanout:
             unit="shard",
             progress=self.progress,
         )
-
-
-EXECUTOR_ENV = "MIAD_EXECUTOR"  # `local` or `slurm`: overrides params' executor.kind (set by `miad repro --executor`)
-WORKERS_ENV = "MIAD_WORKERS"  # overrides params' executor.workers
 
 
 def shard_runner_for(

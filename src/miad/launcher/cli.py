@@ -1,0 +1,45 @@
+"""`miad repro`'s arguments turned into a launch: the executor from params and command line, a summary printed."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from miad.config import ConfigError
+from miad.executors import load_executor_config, make_executor
+from miad.executors.local import LocalExecutor
+from miad.launcher.run import launch
+
+
+def repro(
+    params: Path, targets: Sequence[str], *, kind: str | None, jobs: int | None, bench_json: str | None = None
+) -> int:
+    """Run the stale stages of the DVC project in the current directory; 0 when every stage succeeded."""
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: expected a positive number of stages at once")
+    cfg = load_executor_config(params, kind=kind)
+    root = Path.cwd()
+    executor = make_executor(cfg, root)
+    coordinator = LocalExecutor(1)  # render stages coordinate here; their shard tasks use `executor`
+    report = launch(
+        root,
+        targets,
+        executor,
+        jobs or cfg.workers,
+        coordinator=coordinator,
+        poll_seconds=min(cfg.poll_seconds, 0.2) if cfg.kind == "local" else cfg.poll_seconds,
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    busy = sum(report.seconds.values())
+    print(
+        f"miad repro: {len(report.ran)} ran, {len(report.restored)} restored from the run cache, "
+        f"{len(report.unchanged)} unchanged; {report.wall_seconds:.1f}s wall, {busy:.1f}s of stage commands, "
+        f"{report.record_seconds:.1f}s recording in DVC",
+        file=sys.stderr,
+    )
+    if bench_json:
+        from miad.atomic import write_json_atomic
+
+        write_json_atomic(Path(bench_json), report.as_dict())
+    return 0

@@ -1,0 +1,163 @@
+"""Schedule the stale stages: at most N commands at once, each started when every stage it depends on is done.
+
+Decisions follow `dvc repro` exactly: the same plan (dvc.repo.reproduce.plan_repro over the active graph), the same
+staleness test when a stage's turn comes, the same run-cache restore, output removal and recording. The repository
+lock is held throughout, so no other DVC process interleaves; the commands themselves never touch DVC.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from miad.executors import Executor, Job, Task
+from miad.executors.base import Outcome
+from miad.executors.config import EXECUTOR_ENV
+from miad.launcher import record
+
+COORDINATORS = ("miad render", "miad dataset")  # stages that fan out themselves: they run here, their shards go out
+
+
+class LaunchError(RuntimeError):
+    """Some stages failed: the message names each one with the end of its command's output."""
+
+
+@dataclass
+class LaunchReport:
+    """What a launch did, stage by stage, and where the time went."""
+
+    ran: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # from DVC's run cache, nothing run
+    unchanged: list[str] = field(default_factory=list)
+    failed: dict[str, Outcome] = field(default_factory=dict)
+    blocked: list[str] = field(default_factory=list)  # not run: a stage they depend on failed
+    seconds: dict[str, float] = field(default_factory=dict)  # command wall time per stage
+    record_seconds: float = 0.0  # hashing, caching and lock-file writes, all stages together
+    plan_seconds: float = 0.0  # loading the DVC graph and planning
+    wall_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dict(vars(self))
+        data["failed"] = {name: o.log_tail for name, o in self.failed.items()}
+        return data
+
+
+def launch(
+    root: Path,
+    targets: Sequence[str],
+    executor: Executor,
+    jobs: int,
+    *,
+    coordinator: Executor | None = None,
+    poll_seconds: float = 0.2,
+    say: Callable[[str], None] = print,
+) -> LaunchReport:
+    """Reproduce `targets` (default: the whole dvc.yaml) in `root` with up to `jobs` stage commands at once."""
+    from dvc.repo import Repo, locked
+    from dvc.repo.scm_context import scm_context
+
+    @locked
+    @scm_context
+    def _launch(repo: Repo) -> LaunchReport:
+        return _Launcher(repo, executor, coordinator or executor, jobs, poll_seconds, say).run(targets)
+
+    start = time.perf_counter()
+    with Repo(str(root)) as repo:
+        report = _launch(repo)
+    report.wall_seconds = time.perf_counter() - start
+    if report.failed:
+        parts = [f"stage '{name}' failed:\n{outcome.log_tail}" for name, outcome in report.failed.items()]
+        if report.blocked:
+            parts.append(f"not run because a stage they depend on failed: {', '.join(report.blocked)}")
+        raise LaunchError("\n\n".join(parts))
+    return report
+
+
+class _Launcher:
+    def __init__(
+        self, repo: Any, executor: Executor, coordinator: Executor, jobs: int, poll: float, say: Callable[[str], None]
+    ) -> None:
+        self.repo, self.executor, self.coordinator = repo, executor, coordinator
+        self.jobs, self.poll, self.say = jobs, poll, say
+        self.report = LaunchReport()
+
+    def run(self, targets: Sequence[str]) -> LaunchReport:
+        from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
+
+        start = time.perf_counter()
+        graph = get_active_graph(self.repo.index.graph)
+        steps = plan_repro(graph, collect_stages(self.repo, list(targets) or ["dvc.yaml"]))
+        upstream = {s: [u for u in graph.successors(s) if u in steps] for s in steps}  # DVC: edges point upstream
+        lock_before = record.lock_order(self.repo)
+        self.report.plan_seconds = time.perf_counter() - start
+        self.say(f"miad repro: {len(steps)} stages in the plan, up to {self.jobs} at once ({self.executor.kind})")
+
+        pending, done, running = list(steps), set(), {}  # running: stage -> (job, started)
+        while pending or running:
+            for stage in [s for s in pending if all(u in done for u in upstream[s])]:
+                if len(running) >= self.jobs:
+                    break
+                pending.remove(stage)
+                job = self._start(stage, upstream[stage])
+                if job is None:
+                    done.add(stage)
+                else:
+                    running[stage] = (job, time.perf_counter())
+            if pending and not running and not any(all(u in done for u in upstream[s]) for s in pending):
+                blocked = [s.addressing for s in pending]  # everything left waits on a failed stage
+                self.report.blocked.extend(blocked)
+                pending.clear()
+            finished = [s for s, (job, _) in running.items() if job.done()]
+            if not finished:
+                time.sleep(self.poll)
+            for stage in finished:
+                job, started = running.pop(stage)
+                self.report.seconds[stage.addressing] = round(time.perf_counter() - started, 3)
+                if self._finish(stage, job.outcome()):
+                    done.add(stage)
+        record.reorder_lock(self.repo, lock_before, [s.addressing for s in self.repo.index.stages])
+        return self.report
+
+    def _start(self, stage: Any, upstream: list[Any]) -> Job | None:
+        """Decide and prepare one stage; None when nothing is left to run (unchanged, or from the run cache)."""
+        start = time.perf_counter()
+        name = stage.addressing
+        try:
+            if not record.is_stale(stage, upstream):
+                self.report.unchanged.append(name)
+                return None
+            if record.prepare(stage):
+                record.record(stage)
+                self.report.restored.append(name)
+                self.say(f"  restored {name} from the run cache")
+                return None
+        finally:
+            self.report.record_seconds += time.perf_counter() - start
+        argv, env, cwd = record.command(stage)
+        coordinating = str(stage.cmd).lstrip().startswith(COORDINATORS)
+        executor = self.coordinator if coordinating else self.executor
+        if coordinating:
+            env[EXECUTOR_ENV] = self.executor.kind
+        self.say(f"  start {name}")
+        return executor.submit(Task(name, argv, Path(cwd), env))
+
+    def _finish(self, stage: Any, outcome: Outcome) -> bool:
+        name = stage.addressing
+        if outcome.ok:
+            start = time.perf_counter()
+            try:
+                record.record(stage)
+            except Exception as exc:  # a stage whose outputs DVC refuses (missing, ...) is a failed stage
+                outcome = Outcome(False, outcome.returncode, f"{outcome.log_tail}\nrecording failed: {exc}")
+            finally:
+                self.report.record_seconds += time.perf_counter() - start
+        if outcome.ok:
+            self.report.ran.append(name)
+            self.say(f"  done  {name} ({self.report.seconds[name]:.1f}s)")
+            return True
+        self.report.failed[name] = outcome
+        self.say(f"  FAILED {name} (log: {outcome.log_path})")
+        return False
