@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,54 +28,74 @@ FINISHED_STATES = {
     "BOOT_FAIL",
     "DEADLINE",
 }
+LOST_AFTER = 30.0  # seconds after submission from which a job slurmctld does not know counts as lost
 
 
 def run_command(argv: list[str], cwd: str, env: dict[str, str]) -> int:
     """Run on the compute node: the task's command, its output streamed into this job's Slurm log."""
     sys.stdout.flush()
     proc = subprocess.run(argv, cwd=cwd, env={**os.environ, **env}, check=False)
+    if proc.returncode < 0:
+        raise RuntimeError(f"command killed by signal {-proc.returncode}: {' '.join(argv)}")
     if proc.returncode != 0:
         raise RuntimeError(f"command exited with status {proc.returncode}: {' '.join(argv)}")
     return 0
 
 
-def slurm_state(job_id: str) -> str:
-    """The job's state as slurmctld reports it ("" when slurmctld no longer knows the job)."""
-    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=False)
-    for word in out.stdout.split():
-        if word.startswith("JobState="):
-            return word.split("=", 1)[1]
-    return ""
+def _job_key(fields: dict[str, str]) -> str:
+    array, task = fields.get("ArrayJobId"), fields.get("ArrayTaskId")
+    return f"{array}_{task}" if array and task and task.isdigit() else fields.get("JobId", "")
+
+
+class SlurmStates:
+    """Every job's state from one `scontrol show job` call, reread at most every `max_age` seconds (one call per
+    poll, not one per job: a paper-scale dataset has hundreds of shard tasks)."""
+
+    def __init__(self, max_age: float = 0.5) -> None:
+        self.max_age, self.read_at, self.states = max_age, -1.0, {}
+
+    def get(self, job_id: str, *, fresh: bool = False) -> str:
+        """The job's state ("" when slurmctld no longer knows it)."""
+        if fresh or time.monotonic() - self.read_at > self.max_age:
+            out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=False)
+            self.states = {}
+            for line in out.stdout.splitlines():
+                fields = dict(word.split("=", 1) for word in line.split() if "=" in word)
+                self.states[_job_key(fields)] = fields.get("JobState", "")
+            self.read_at = time.monotonic()
+        return self.states.get(job_id, "")
 
 
 class SlurmJob:
-    """One submitted task; `done` once its result file exists or slurmctld says it ended."""
+    """One submitted task; done when slurmctld says it ended (its result file alone is not enough: a cancelled
+    task writes one while it is still COMPLETING)."""
 
-    def __init__(self, task: Task, job: Any) -> None:
-        self.task = task
-        self.job = job
-        self._state = ""
+    def __init__(self, task: Task, job: Any, states: SlurmStates) -> None:
+        self.task, self.job, self.states = task, job, states
+        self.submitted = time.monotonic()
 
     @property
     def job_id(self) -> str:
         return str(self.job.job_id)
 
     def done(self) -> bool:
-        if Path(self.job.paths.result_pickle).exists():
-            return True
-        self._state = slurm_state(self.job_id)
-        return self._state in FINISHED_STATES or self._state == ""
+        state = self.states.get(self.job_id)
+        if state == "":  # slurmctld forgot it (MinJobAge) or lost it: done, failed unless it left a result
+            return Path(self.job.paths.result_pickle).exists() or time.monotonic() - self.submitted > LOST_AFTER
+        return state in FINISHED_STATES
 
     def outcome(self) -> Outcome:
         log = Path(self.job.paths.stderr)
         log_text = read_tail(Path(self.job.paths.stdout), 15) + "\n" + read_tail(log)
+        state = self.states.get(self.job_id) or "UNKNOWN"
         if Path(self.job.paths.result_pickle).exists():
             try:
                 self.job.result()
                 return Outcome(True, 0, tail(log_text), "COMPLETED", str(log))
-            except Exception as exc:
+            except Exception as exc:  # the task's own failure, or a signal (cancelled, preempted, timed out)
+                if state in FINISHED_STATES - {"COMPLETED", "FAILED"}:
+                    return Outcome(False, None, tail(f"{log_text}\n{exc}"), state, str(log))
                 return Outcome(False, 1, tail(f"{log_text}\n{exc}"), "FAILED", str(log))
-        state = self._state or slurm_state(self.job_id) or "UNKNOWN"
         return Outcome(False, None, tail(log_text), state, str(log))
 
     def cancel(self) -> None:
@@ -90,6 +111,7 @@ class SlurmExecutor:
         import submitit
 
         self.cfg = cfg
+        self.states = SlurmStates()
         folder = Path(cfg.folder)
         self.folder = folder if folder.is_absolute() else root / folder
         self.executor = submitit.AutoExecutor(folder=str(self.folder / "%j"), cluster="slurm")
@@ -113,7 +135,7 @@ class SlurmExecutor:
 
     def submit(self, task: Task) -> SlurmJob:
         self.executor.update_parameters(name=task.name[:60])
-        return SlurmJob(task, self.executor.submit(run_command, *self._args(task)))
+        return SlurmJob(task, self.executor.submit(run_command, *self._args(task)), self.states)
 
     def submit_many(self, tasks: list[Task]) -> list[SlurmJob]:
         """One job array for all `tasks` (at most `array_parallelism` running at once)."""
@@ -122,4 +144,4 @@ class SlurmExecutor:
         self.executor.update_parameters(name=tasks[0].name.split(" ")[0][:60])
         args = [self._args(t) for t in tasks]
         jobs = self.executor.map_array(run_command, *zip(*args, strict=True))
-        return [SlurmJob(t, j) for t, j in zip(tasks, jobs, strict=True)]
+        return [SlurmJob(t, j, self.states) for t, j in zip(tasks, jobs, strict=True)]

@@ -1,0 +1,111 @@
+"""On a real one-node Slurm cluster (munged, slurmctld, slurmd started by the session fixture): the pipeline slice
+through Slurm gives the local run's bytes, a cancelled render task is named and a rerun completes the same tree,
+and a failing job's own Slurm log reaches the command's error message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import tiny_params_dict
+from tests.dvc_toy import make_toy
+from tests.pipeline_slice import BIN, SCENARIO, TARGETS, prepare_slice, run, slice_outputs
+from tests.slurm_cluster import missing_binaries, slurm_cluster
+
+pytestmark = pytest.mark.slow
+
+SLURM_EXECUTOR = {  # one CPU and 1 GB per task, so the 2-CPU test node runs two at once
+    "kind": "slurm",
+    "retries": 0,
+    "poll_seconds": 0.5,
+    "slurm": {"cpus_per_task": 1, "mem_gb": 1.0, "time_min": 15},
+}
+
+
+@pytest.fixture(scope="session")
+def slurm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The environment (SLURM_CONF) of a cluster running for the whole session."""
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"Slurm is not installed ({missing} missing): run .ci/slurm-install as root")
+    with slurm_cluster(tmp_path_factory.mktemp("slurm")) as env:
+        yield env
+
+
+def _with_executor(repo: Path, executor: dict) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    params["executor"] = executor
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def _popen(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    full = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **env}
+    return subprocess.Popen(cmd, cwd=cwd, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_pipeline_slice_through_slurm_matches_the_local_run(
+    native_slice: Path, slurm_env: dict[str, str], tmp_path: Path
+) -> None:
+    repo = prepare_slice(tmp_path / "repo")
+    _with_executor(repo, SLURM_EXECUTOR)
+    log = run(["miad", "repro", "--executor", "slurm", "--jobs", "4", *TARGETS], repo, slurm_env)
+    assert "5 ran" in log
+    ours, native = slice_outputs(repo), slice_outputs(native_slice)
+    assert ours.keys() == native.keys()
+    assert not [path for path in ours if path != "dvc.lock" and ours[path] != native[path]]
+    assert yaml.safe_load(ours["dvc.lock"]) == yaml.safe_load(native["dvc.lock"])
+    jobs = list((repo / ".slurm" / "logs").glob("*/*_result.pkl"))
+    assert len(jobs) >= 4 + 2 + 2  # four render shards (one array), two trainings, two evaluations
+    assert "up to date" in run(["dvc", "status", *TARGETS], repo)
+
+
+def test_cancelled_render_task_is_named_and_a_rerun_gives_the_identical_tree(
+    native_slice: Path, slurm_env: dict[str, str], tmp_path: Path
+) -> None:
+    repo = prepare_slice(tmp_path / "repo")
+    _with_executor(repo, SLURM_EXECUTOR)
+    cmd = ["miad", "render", "--scenario", SCENARIO, "--renders", "renders", "--no-progress"]
+    proc = _popen(cmd, repo, slurm_env)
+    squeue_env = {**os.environ, **slurm_env}
+    victim, deadline = "", time.monotonic() + 120
+    while not victim and time.monotonic() < deadline:
+        out = subprocess.run(["squeue", "-h", "-o", "%i %T"], env=squeue_env, capture_output=True, text=True).stdout
+        running = [line.split()[0] for line in out.splitlines() if line.endswith("RUNNING")]
+        victim = running[0] if running else ""
+        time.sleep(0.2)
+    assert victim, "no render task started on Slurm"
+    time.sleep(2.0)  # into the task: Blender loaded or rendering, the shard not yet written
+    subprocess.run(["scancel", victim], env=squeue_env, check=True)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 2, stderr
+    assert "Slurm state CANCELLED" in stderr and "shard" in stderr
+    run(cmd, repo, slurm_env)  # the rerun renders what is missing
+    dataset = Path("renders") / "main" / SCENARIO
+    ours = {k: v for k, v in _tree(repo / dataset).items() if not k.endswith("provenance.json")}
+    native = {k: v for k, v in _tree(native_slice / dataset).items() if not k.endswith("provenance.json")}
+    assert ours == native
+
+
+def test_a_failing_job_reports_its_slurm_log(slurm_env: dict[str, str], tmp_path: Path) -> None:
+    root = make_toy(tmp_path / "toy", fail=True)
+    params = tiny_params_dict()
+    params["executor"] = SLURM_EXECUTOR
+    (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    proc = _popen(["miad", "repro", "--executor", "slurm", "--jobs", "2"], root, slurm_env)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 2, stderr
+    assert "stage 'c' failed" in stderr
+    assert "the toy stage broke on purpose" in stderr  # written by the job, read back from its Slurm log
+    assert str(root / ".slurm" / "logs") in stderr  # where the whole log is
+    assert set(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == {"a", "b", "e"}
