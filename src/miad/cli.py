@@ -94,6 +94,19 @@ def cmd_repro(args: argparse.Namespace) -> int:
     return repro(Path(args.params), args.targets, kind=args.executor, jobs=args.jobs, bench_json=args.stats_json)
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from miad.plan import estimate_pipeline
+    from miad.plan.table import render_table, totals
+
+    params = _params(args)
+    rows = estimate_pipeline(Path.cwd(), params)
+    if args.json:
+        print(json.dumps({"profile": params.profile, "total": totals(rows), "stages": [r.as_dict() for r in rows]}))
+    else:
+        print(render_table(rows, params.profile))
+    return 0
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     params = _params(args)
     args.variant = "main"
@@ -411,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
             cmd_repro,
             "run the stale DVC stages, several at once (local or Slurm), recorded as `dvc repro` would",
         ),
+        "plan": (cmd_plan, "what a run costs per stage: tasks, CPU/GPU hours, memory, storage (from make bench)"),
         "profile": (cmd_profile, "show or switch the active profile (smoke | paper) in params.yaml"),
         "params": (cmd_params, "validate params.yaml and print the active profile's resolved values"),
     }
@@ -425,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["render"].add_argument("--threads", type=int, help="Cycles threads (changes no bit; default: params)")
     for name in ("render", "dataset"):
         _executor_args(parsers[name])
+    parsers["plan"].add_argument("--json", action="store_true", help="every stage's bill as JSON")
     parsers["repro"].add_argument("targets", nargs="*", help="stages or dvc.yaml files (default: the whole pipeline)")
     parsers["repro"].add_argument("--executor", choices=["local", "slurm"], help="default: params' executor.kind")
     parsers["repro"].add_argument("--jobs", "-j", type=int, help="stages at once (default: params' executor.workers)")
