@@ -91,7 +91,14 @@ def cmd_repro(args: argparse.Namespace) -> int:
 
     if args.profile:
         raise UserError("repro: --profile does not apply (DVC reads params.yaml); switch with `miad profile NAME`")
-    return repro(Path(args.params), args.targets, kind=args.executor, jobs=args.jobs, bench_json=args.stats_json)
+    return repro(
+        Path(args.params),
+        args.targets,
+        kind=args.executor,
+        jobs=args.jobs,
+        bench_json=args.stats_json,
+        dry=args.dry_run,
+    )
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -443,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["repro"].add_argument("targets", nargs="*", help="stages or dvc.yaml files (default: the whole pipeline)")
     parsers["repro"].add_argument("--executor", choices=["local", "slurm"], help="default: params' executor.kind")
     parsers["repro"].add_argument("--jobs", "-j", type=int, help="stages at once (default: params' executor.workers)")
+    parsers["repro"].add_argument(
+        "--dry-run", action="store_true", help="list the plan, each stage stale or unchanged now; run nothing"
+    )
     parsers["repro"].add_argument("--stats-json", help="also write per-stage timings to this JSON file")
     parsers["render"].add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parsers["render"].add_argument("--stats-json", help="also write timings (wall, inside Cycles) to this JSON file")

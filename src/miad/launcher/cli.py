@@ -13,7 +13,13 @@ from miad.launcher.run import launch
 
 
 def repro(
-    params: Path, targets: Sequence[str], *, kind: str | None, jobs: int | None, bench_json: str | None = None
+    params: Path,
+    targets: Sequence[str],
+    *,
+    kind: str | None,
+    jobs: int | None,
+    bench_json: str | None = None,
+    dry: bool = False,
 ) -> int:
     """Run the stale stages of the DVC project in the current directory; 0 when every stage succeeded."""
     if jobs is not None and jobs < 1:
@@ -30,7 +36,11 @@ def repro(
         coordinator=coordinator,
         poll_seconds=min(cfg.poll_seconds, 0.2) if cfg.kind == "local" else cfg.poll_seconds,
         say=lambda line: print(line, file=sys.stderr, flush=True),
+        dry=dry,
     )
+    if dry:
+        print(f"miad repro --dry-run: {len(report.ran)} stale now, {len(report.unchanged)} unchanged", file=sys.stderr)
+        return 0
     busy = sum(report.seconds.values())
     print(
         f"miad repro: {len(report.ran)} ran, {len(report.restored)} restored from the run cache, "

@@ -54,15 +54,17 @@ def launch(
     coordinator: Executor | None = None,
     poll_seconds: float = 0.2,
     say: Callable[[str], None] = print,
+    dry: bool = False,
 ) -> LaunchReport:
-    """Reproduce `targets` (default: the whole dvc.yaml) in `root` with up to `jobs` stage commands at once."""
+    """Reproduce `targets` (default: the whole dvc.yaml) in `root` with up to `jobs` stage commands at once.
+    `dry`: only list the plan, each stage marked stale or unchanged as the workspace stands (nothing runs)."""
     from dvc.repo import Repo, locked
     from dvc.repo.scm_context import scm_context
 
     @locked
     @scm_context
     def _launch(repo: Repo) -> LaunchReport:
-        return _Launcher(repo, executor, coordinator or executor, jobs, poll_seconds, say).run(targets)
+        return _Launcher(repo, executor, coordinator or executor, jobs, poll_seconds, say).run(targets, dry=dry)
 
     start = time.perf_counter()
     with Repo(str(root)) as repo:
@@ -84,7 +86,7 @@ class _Launcher:
         self.jobs, self.poll, self.say = jobs, poll, say
         self.report = LaunchReport()
 
-    def run(self, targets: Sequence[str]) -> LaunchReport:
+    def run(self, targets: Sequence[str], *, dry: bool = False) -> LaunchReport:
         from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
         start = time.perf_counter()
@@ -94,6 +96,12 @@ class _Launcher:
         lock_before = record.lock_order(self.repo)
         self.report.plan_seconds = time.perf_counter() - start
         self.say(f"miad repro: {len(steps)} stages in the plan, up to {self.jobs} at once ({self.executor.kind})")
+        if dry:
+            for stage in steps:
+                stale = record.is_stale(stage, upstream[stage])
+                (self.report.ran if stale else self.report.unchanged).append(stage.addressing)
+                self.say(f"  {'stale    ' if stale else 'unchanged'} {stage.addressing}")
+            return self.report
 
         pending, done, running = list(steps), set(), {}  # running: stage -> (job, started)
         while pending or running:
@@ -104,7 +112,7 @@ class _Launcher:
                 job = self._start(stage, upstream[stage])
                 if job is None:
                     done.add(stage)
-                else:
+                elif job is not False:
                     running[stage] = (job, time.perf_counter())
             if pending and not running and not any(all(u in done for u in upstream[s]) for s in pending):
                 blocked = [s.addressing for s in pending]  # everything left waits on a failed stage
@@ -121,19 +129,29 @@ class _Launcher:
         record.reorder_lock(self.repo, lock_before, [s.addressing for s in self.repo.index.stages])
         return self.report
 
-    def _start(self, stage: Any, upstream: list[Any]) -> Job | None:
-        """Decide and prepare one stage; None when nothing is left to run (unchanged, or from the run cache)."""
+    def _start(self, stage: Any, upstream: list[Any]) -> Job | bool | None:
+        """Decide and prepare one stage: its running job; None when nothing is left to run (unchanged, restored
+        from the run cache, a data source recorded); False when DVC refused it (recorded as failed)."""
         start = time.perf_counter()
         name = stage.addressing
         try:
             if not record.is_stale(stage, upstream):
                 self.report.unchanged.append(name)
                 return None
+            if not stage.cmd:  # a data source (data.dvc): DVC's own reproduce checks and records it, nothing runs
+                if stage.reproduce(upstream=upstream) is not None:
+                    stage.dump(update_pipeline=False)
+                self.report.ran.append(name)
+                return None
             if record.prepare(stage):
                 record.record(stage)
                 self.report.restored.append(name)
                 self.say(f"  restored {name} from the run cache")
                 return None
+        except Exception as exc:  # DVC refused (a data source's data missing, an output it cannot remove, ...)
+            self.report.failed[name] = Outcome(False, None, f"{type(exc).__name__}: {exc}", "DVC")
+            self.say(f"  FAILED {name}: {exc}")
+            return False
         finally:
             self.report.record_seconds += time.perf_counter() - start
         argv, env, cwd = record.command(stage)
