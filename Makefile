@@ -55,6 +55,7 @@ bench: setup  ## benchmarks -> results/bench/*.json
 	$(BIN)/python benchmarks/bench_methods.py --out results/bench/methods.json
 	$(BIN)/python benchmarks/bench_render.py --out results/bench/render.json
 	$(BIN)/python benchmarks/bench_pipeline.py --out results/bench/pipeline.json
+	$(BIN)/python benchmarks/bench_fanout.py --out results/bench/fanout.json
 
 docker-build:  ## build the pinned CUDA image (needs a Docker engine)
 	docker build -f docker/Dockerfile -t miad:cuda .

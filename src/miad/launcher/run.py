@@ -7,6 +7,7 @@ lock is held throughout, so no other DVC process interleaves; the commands thems
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from miad.executors.base import Outcome
 from miad.executors.config import EXECUTOR_ENV
 from miad.launcher import record
 
+# Several torch processes sharing few cores: OpenMP threads that spin while idle steal each other's cores. A passive
+# wait policy changes only scheduling, never an arithmetic result, so it is set when stages run side by side.
+SHARED_CORES_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 COORDINATORS = ("miad render", "miad dataset")  # stages that fan out themselves: they run here, their shards go out
 
 
@@ -155,6 +159,8 @@ class _Launcher:
         finally:
             self.report.record_seconds += time.perf_counter() - start
         argv, env, cwd = record.command(stage)
+        if self.jobs > 1 and self.executor.kind == "local":
+            env.update({k: v for k, v in SHARED_CORES_ENV.items() if k not in os.environ})
         coordinating = str(stage.cmd).lstrip().startswith(COORDINATORS)
         executor = self.coordinator if coordinating else self.executor
         if coordinating:
