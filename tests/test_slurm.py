@@ -70,31 +70,46 @@ def test_pipeline_slice_through_slurm_matches_the_local_run(
     assert "up to date" in run(["dvc", "status", *TARGETS], repo)
 
 
-def test_cancelled_render_task_is_named_and_a_rerun_gives_the_identical_tree(
-    native_slice: Path, slurm_env: dict[str, str], tmp_path: Path
-) -> None:
-    repo = prepare_slice(tmp_path / "repo")
-    _with_executor(repo, SLURM_EXECUTOR)
-    cmd = ["miad", "render", "--scenario", SCENARIO, "--renders", "renders", "--no-progress"]
-    proc = _popen(cmd, repo, slurm_env)
-    squeue_env = {**os.environ, **slurm_env}
+def _cancel_a_running_task(env: dict[str, str]) -> str:
+    """scancel the first render task Slurm runs, a moment into it (Blender loaded or rendering, shard unwritten)."""
+    full = {**os.environ, **env}
     victim, deadline = "", time.monotonic() + 120
     while not victim and time.monotonic() < deadline:
-        out = subprocess.run(["squeue", "-h", "-o", "%i %T"], env=squeue_env, capture_output=True, text=True).stdout
+        out = subprocess.run(["squeue", "-h", "-o", "%i %T"], env=full, capture_output=True, text=True).stdout
         running = [line.split()[0] for line in out.splitlines() if line.endswith("RUNNING")]
         victim = running[0] if running else ""
         time.sleep(0.2)
     assert victim, "no render task started on Slurm"
-    time.sleep(2.0)  # into the task: Blender loaded or rendering, the shard not yet written
-    subprocess.run(["scancel", victim], env=squeue_env, check=True)
+    time.sleep(2.0)
+    subprocess.run(["scancel", victim], env=full, check=True)
+    return victim
+
+
+def _dataset_tree(repo: Path) -> dict[str, bytes]:
+    files = _tree(repo / "renders" / "main" / SCENARIO)
+    return {k: v for k, v in files.items() if not k.endswith("provenance.json")}
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_cancelled_render_task_is_retried_or_named_and_the_tree_is_identical(
+    native_slice: Path, slurm_env: dict[str, str], tmp_path: Path, retries: int
+) -> None:
+    """retries 0: the command fails naming the cancelled shard, a rerun completes it; retries 1: the same command
+    resubmits the task and succeeds. Either way the dataset equals the local run's, byte for byte."""
+    repo = prepare_slice(tmp_path / "repo")
+    _with_executor(repo, {**SLURM_EXECUTOR, "retries": retries})
+    cmd = ["miad", "render", "--scenario", SCENARIO, "--renders", "renders", "--no-progress"]
+    proc = _popen(cmd, repo, slurm_env)
+    _cancel_a_running_task(slurm_env)
     _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 2, stderr
-    assert "Slurm state CANCELLED" in stderr and "shard" in stderr
-    run(cmd, repo, slurm_env)  # the rerun renders what is missing
-    dataset = Path("renders") / "main" / SCENARIO
-    ours = {k: v for k, v in _tree(repo / dataset).items() if not k.endswith("provenance.json")}
-    native = {k: v for k, v in _tree(native_slice / dataset).items() if not k.endswith("provenance.json")}
-    assert ours == native
+    if retries:
+        assert proc.returncode == 0, stderr
+        assert "CANCELLED, retrying (1/1)" in stderr
+    else:
+        assert proc.returncode == 2, stderr
+        assert "Slurm state CANCELLED" in stderr and "shard" in stderr
+        run(cmd, repo, slurm_env)  # the rerun renders what is missing
+    assert _dataset_tree(repo) == _dataset_tree(native_slice)
 
 
 def test_a_failing_job_reports_its_slurm_log(slurm_env: dict[str, str], tmp_path: Path) -> None:

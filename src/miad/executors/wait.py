@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 
@@ -53,9 +54,8 @@ def run_tasks(
                 if outcome.ok:
                     bar.update(1)
                 elif attempts[job.task] <= retries:
-                    bar.write(
-                        f"{job.task.name}: {outcome.state or 'failed'}, retrying ({attempts[job.task]}/{retries})"
-                    )
+                    note = f"{job.task.name}: {outcome.state or 'failed'}, retrying ({attempts[job.task]}/{retries})"
+                    bar.write(note, file=sys.stderr)
                     waiting.append(job.task)
                 else:
                     failed.append(TaskError(job.task, outcome, attempts[job.task]))
