@@ -21,11 +21,12 @@ ENV VIRTUAL_ENV=/opt/miad \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Every file hash-checked (docker/render.lock, `make locks`). Optional build secrets, which leave the layer cache
-# alone: `ca` a CA bundle for pip, `find_links` a local wheel mirror's URL (its files must match the hashes).
+# alone: `ca` a CA bundle for pip, `index_url` a package index to use instead of PyPI (`make images` serves one
+# on localhost that prefers the local wheel mirror: miad.runtime.mirror; its files must match the hashes).
 COPY docker/render.lock /tmp/requirements.lock
-RUN --mount=type=secret,id=ca --mount=type=secret,id=find_links \
+RUN --mount=type=secret,id=ca --mount=type=secret,id=index_url \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
-    && if [ -f /run/secrets/find_links ]; then PIP_FIND_LINKS="$(cat /run/secrets/find_links)"; export PIP_FIND_LINKS; fi \
+    && if [ -f /run/secrets/index_url ]; then PIP_INDEX_URL="$(cat /run/secrets/index_url)"; export PIP_INDEX_URL; fi \
     && python3.11 -m venv "$VIRTUAL_ENV" \
     && pip install --require-hashes --no-deps -r /tmp/requirements.lock \
     && rm /tmp/requirements.lock

@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -43,17 +44,34 @@ def docker_engine() -> str:
     return engine.client()
 
 
+def blocked_folders(paths: list[Path]) -> list[Path]:
+    """The folders above `paths` that other users may not traverse (as /root is, above a pyenv Python)."""
+    folders = {folder for path in paths for folder in Path(path).resolve().parents}
+    return sorted(f for f in folders if f.is_dir() and not os.stat(f).st_mode & stat.S_IXOTH)
+
+
 @pytest.fixture(scope="session")
-def caller() -> tuple[int, int]:
-    """(uid, gid) to run the docker-mode repro as: this user, or a non-root user created for it when root."""
+def caller() -> Iterator[tuple[int, int]]:
+    """(uid, gid) to run the docker-mode repro as: this user, or when root a non-root user created for it, which
+    is given traverse permission (an ACL, removed afterwards) on the folders above this interpreter and venv."""
     if os.getuid() != 0:
-        return os.getuid(), os.getgid()
+        yield os.getuid(), os.getgid()
+        return
     try:
         entry = pwd.getpwnam(CI_USER)
     except KeyError:
         subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", CI_USER], check=True)
         entry = pwd.getpwnam(CI_USER)
-    return entry.pw_uid, entry.pw_gid
+    needed = [Path(sys.executable).resolve(), Path(sys.prefix), REPO]
+    needed += [Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    granted = blocked_folders(needed)
+    for folder in granted:
+        subprocess.run(["setfacl", "-m", f"u:{entry.pw_uid}:x", str(folder)], check=True)
+    try:
+        yield entry.pw_uid, entry.pw_gid
+    finally:
+        for folder in granted:
+            subprocess.run(["setfacl", "-x", f"u:{entry.pw_uid}", str(folder)], check=False)
 
 
 @pytest.fixture(scope="session")
@@ -104,12 +122,7 @@ def test_slice_in_containers_matches_native_byte_for_byte(
     home = docker_slice.parent / "home"
     probe = subprocess.run([sys.executable, "-c", ""], capture_output=True, check=False, user=caller[0])
     assert probe.returncode == 0, f"uid {caller[0]} cannot run {sys.executable}: make the venv readable to it"
-    env = {
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "HOME": str(home),
-        "MIAD_RUNTIME": "docker",
-        "LANG": "C.UTF-8",
-    }
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HOME": str(home), "MIAD_RUNTIME": "docker"}
     run_as(caller, ["dvc", "repro", *TARGETS], docker_slice, env)
 
     ours, reference = slice_outputs(docker_slice), slice_outputs(native_slice)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -98,18 +100,32 @@ def test_every_stage_command_of_dvc_yaml_has_an_image() -> None:
     assert set(images.STAGE_IMAGES) <= set(build_parser()._subparsers._group_actions[0].choices)
 
 
-def test_mirror_serves_the_files_of_its_folders(tmp_path: Path) -> None:
-    first, second = tmp_path / "a", tmp_path / "b"
-    first.mkdir()
-    second.mkdir()
-    (first / "x-1.0-py3-none-any.whl").write_bytes(b"first")
-    (second / "x-1.0-py3-none-any.whl").write_bytes(b"second")
-    (second / "y-2.0.tar.gz").write_bytes(b"y")
-    (second / "notes.txt").write_text("not a distribution", encoding="utf-8")
-    with mirror.serve([first, second, tmp_path / "missing"]) as url:
-        assert url is not None
-        listing = urllib.request.urlopen(url, timeout=10).read().decode()
-        assert "x-1.0-py3-none-any.whl" in listing and "y-2.0.tar.gz" in listing and "notes.txt" not in listing
-        assert urllib.request.urlopen(url + "x-1.0-py3-none-any.whl", timeout=10).read() == b"first"
+def _mirror(root: Path, files: dict[str, bytes]) -> Path:
+    """A PEP 503 mirror folder like /opt/pypi: files/ and simple/<project>/index.html with sha256 fragments."""
+    (root / "files").mkdir(parents=True)
+    pages: dict[str, list[str]] = {}
+    for name, data in files.items():
+        (root / "files" / name).write_bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        pages.setdefault(name.split("-")[0], []).append(f'<a href="../../files/{name}#sha256={digest}">{name}</a>')
+    for project, anchors in pages.items():
+        (root / "simple" / project).mkdir(parents=True)
+        (root / "simple" / project / "index.html").write_text("\n".join(anchors), encoding="utf-8")
+    return root
+
+
+def test_mirror_index_prefers_local_files_and_adds_upstream_ones(tmp_path: Path) -> None:
+    first = _mirror(tmp_path / "a", {"x-1.0-py3-none-any.whl": b"first"})
+    second = _mirror(tmp_path / "b", {"x-1.0-py3-none-any.whl": b"second", "x-0.9-py3-none-any.whl": b"old"})
+    upstream_root = _mirror(tmp_path / "up", {"x-1.0-py3-none-any.whl": b"up", "x-2.0-py3-none-any.whl": b"new"})
+    with mirror.serve([upstream_root], upstream=None) as upstream, mirror.serve([first, second], upstream) as url:
+        assert url is not None and upstream is not None
+        page = urllib.request.urlopen(f"{url}/X/", timeout=10).read().decode()  # PEP 503 normalises the name
+        links = dict((m.group(2), m.group(1)) for m in mirror.ANCHOR.finditer(page))
+        assert set(links) == {"x-1.0-py3-none-any.whl", "x-0.9-py3-none-any.whl", "x-2.0-py3-none-any.whl"}
+        assert links["x-2.0-py3-none-any.whl"].startswith(upstream.removesuffix("/simple"))  # only upstream has it
+        first_url = urllib.parse.urljoin(url, links["x-1.0-py3-none-any.whl"])
+        assert urllib.request.urlopen(first_url, timeout=10).read() == b"first"  # the first mirror wins a name
+        assert first_url.endswith("#sha256=" + hashlib.sha256(b"first").hexdigest())
     with mirror.serve([tmp_path / "missing"]) as url:
         assert url is None

@@ -91,8 +91,8 @@ def build_images(
         if CA_BUNDLE.is_file():
             secrets["ca"] = CA_BUNDLE
         if url:
-            secrets["find_links"] = Path(tmp) / "find_links"
-            secrets["find_links"].write_text(url, encoding="utf-8")
+            secrets["index_url"] = Path(tmp) / "index_url"
+            secrets["index_url"].write_text(url, encoding="utf-8")
         for name in images.IMAGES:
             built[name] = build_one(root, name, secrets, base, quiet)
     if write_lock:
