@@ -36,8 +36,10 @@ COPY pyproject.toml README.md /opt/src/
 COPY src /opt/src/src
 RUN pip install --no-deps --no-build-isolation /opt/src && rm -rf /opt/src
 
-# OptiX needs the `graphics` capability besides compute (CUDA Cycles) and utility (nvidia-smi).
+# OptiX needs the `graphics` capability besides compute (CUDA Cycles) and utility (nvidia-smi). BlenderProc's API
+# imports GitPython, which wants a git executable only for downloads that never run here.
 ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics \
+    GIT_PYTHON_REFRESH=quiet \
     MIAD_IN_CONTAINER=1
 RUN useradd --create-home --uid 1000 miad
 USER 1000:1000

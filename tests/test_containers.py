@@ -7,6 +7,7 @@ as root, and only a non-root caller shows that files are written as the caller a
 
 from __future__ import annotations
 
+import difflib
 import grp
 import json
 import os
@@ -128,7 +129,13 @@ def test_slice_in_containers_matches_native_byte_for_byte(
     ours, reference = slice_outputs(docker_slice), slice_outputs(native_slice)
     assert sorted(ours) == sorted(reference)
     differing = [name for name in reference if ours[name] != reference[name]]
-    assert not differing, f"outputs differ from the native run: {differing}"
+    shown = "".join(
+        line
+        for n in differing
+        if n.endswith((".json", ".lock", ".csv"))
+        for line in difflib.unified_diff(reference[n].decode().splitlines(1), ours[n].decode().splitlines(1), n, n)
+    )
+    assert not differing, f"outputs differ from the native run: {differing}\n{shown[:6000]}"
 
     written = [p for d in ("renders", "models", "results") for p in (docker_slice / d).rglob("*")]
     assert written
