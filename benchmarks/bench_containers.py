@@ -99,7 +99,8 @@ def measure(keep: bool) -> dict:
         native_repo, docker_repo = prepare_slice(top / "native" / "repo"), prepare_slice(top / "docker" / "repo")
         native_total, native = repro(native_repo, "native")
         docker_total, docker = repro(docker_repo, "docker")
-        identical = slice_outputs(native_repo) == slice_outputs(docker_repo)
+        native_out, docker_out = slice_outputs(native_repo), slice_outputs(docker_repo)
+        differing = sorted(n for n in native_out.keys() | docker_out.keys() if native_out.get(n) != docker_out.get(n))
     finally:
         if keep:
             print(f"kept {top}", file=sys.stderr)
@@ -121,7 +122,8 @@ def measure(keep: bool) -> dict:
         "total": {"native_seconds": native_total, "docker_seconds": docker_total, "ratio": docker_total / native_total},
         "container_startup_seconds": {name: startup_seconds(str(entry["id"])) for name, entry in present.items()},
         "images": present,
-        "outputs_byte_identical": identical,
+        "outputs_byte_identical": not differing,
+        "outputs_differing": differing,
     }
 
 
