@@ -4,9 +4,12 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(abspath $(VENV))/bin
 PROFILE ?=
+# native: stages run in this venv; docker: each stage in its image from docker/images.lock (see `make images`)
+RUNTIME ?= $(or $(MIAD_RUNTIME),native)
+export MIAD_RUNTIME := $(RUNTIME)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup reproduce publish test test-fast lint bench docker-build docker-reproduce clean help
+.PHONY: setup reproduce publish test test-fast lint bench images locks clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,7 +32,7 @@ $(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-reproduce: setup  ## pull what the DVC remote holds (if any), restore assets, `dvc repro` the rest, print Tables 3 and 4
+reproduce: setup  ## pull what the DVC remote holds (if any), restore assets, `dvc repro` the rest (RUNTIME=docker: in the images), print Tables 3 and 4
 	$(if $(PROFILE),$(BIN)/miad profile $(PROFILE))
 	$(BIN)/miad reproduce
 	@cat results/tables/table3.md results/tables/table4.md
@@ -47,7 +50,7 @@ test-fast: setup  ## the tests not marked slow
 lint: setup  ## ruff on the code, hadolint on the Dockerfiles
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/hadolint docker/Dockerfile docker/Dockerfile.cpu
+	$(BIN)/hadolint docker/render.Dockerfile docker/train.Dockerfile
 
 bench: setup  ## benchmarks -> results/bench/*.json
 	$(BIN)/python benchmarks/bench_metrics.py --out results/bench/metrics.json
@@ -56,12 +59,18 @@ bench: setup  ## benchmarks -> results/bench/*.json
 	$(BIN)/python benchmarks/bench_render.py --out results/bench/render.json
 	$(BIN)/python benchmarks/bench_pipeline.py --out results/bench/pipeline.json
 	$(BIN)/python benchmarks/bench_fanout.py --out results/bench/fanout.json
+	$(BIN)/python benchmarks/bench_containers.py --out results/bench/containers.json
 
-docker-build:  ## build the pinned CUDA image (needs a Docker engine)
-	docker build -f docker/Dockerfile -t miad:cuda .
+BASE ?=
+images: setup  ## build the render and train images (needs a Docker engine; BASE=... overrides the pinned base), write docker/images.lock
+	$(BIN)/python -m miad.runtime.build $(if $(BASE),--base $(BASE))
 
-docker-reproduce:  ## run the pipeline inside the CUDA image on this checkout (needs Docker + NVIDIA runtime)
-	docker run --rm --gpus all -v "$(CURDIR)":/work -w /work miad:cuda sh -c "miad assets restore && dvc repro"
+locks: setup  ## recompile docker/render.lock and docker/train.lock (hash-pinned, versions from requirements.lock)
+	for image in render train; do \
+	  $(BIN)/uv pip compile docker/$$image.in -c requirements.lock --generate-hashes --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line --native-tls -q \
+	    -o docker/$$image.lock || exit 1; \
+	done
 
 clean:  ## remove pipeline outputs (keeps the venv and the DVC cache)
 	rm -rf renders models results

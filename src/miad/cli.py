@@ -17,6 +17,7 @@ from miad.catalog import RENDERABLE, VARIANT_NAMES
 from miad.config import PROFILES, ConfigError, Params, load_params
 from miad.method_catalog import TRAINABLE
 from miad.remote.cli import register as register_remote
+from miad.runtime import run_in_container
 from miad.weights.cli import register as register_weights
 
 DESCRIPTION = """\
@@ -639,6 +640,10 @@ def main(argv: Sequence[str] | None = None, *, pin_environment: bool = False) ->
     try:
         if pin_environment:
             pin_numeric_environment(args)
+        contained = run_in_container(args.command, sys.argv[1:] if argv is None else argv, lambda: _params(args))
+        if contained is not None:  # MIAD_RUNTIME=docker: the stage ran in its image (miad.runtime)
+            log_timing(args, argv, time.perf_counter() - start)
+            return contained
         code = args.handler(args)
         target = provenance_target(args)
         if code == 0 and target is not None:

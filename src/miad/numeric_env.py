@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 UNPINNED_ENV = "MIAD_UNPINNED"  # "1": leave every library at its native dispatch (benchmarks only)
+IMAGE_ENV = "MIAD_IMAGE"  # the container image's ID, set by miad.runtime when a stage runs in one
 THREADS_ENV = "MIAD_THREADS"  # the pinned thread count, for `apply_thread_count` once torch has loaded
 LIBRARIES = ("numpy", "cv2", "torch", "bpy")
 PROVENANCE_NAME = "provenance.json"  # sidecar in an output folder; `<file>.provenance.json` beside a file
@@ -177,6 +178,7 @@ def describe(**extra: Any) -> dict[str, Any]:
         "knobs": {name: os.environ[name] for name in KNOBS if name in os.environ},
         "pinned": "loaded_before_pin" in _PIN_STATE,
         "loaded_before_pin": _PIN_STATE.get("loaded_before_pin", []),  # their dispatch was not capped
+        **({"image": os.environ[IMAGE_ENV]} if os.environ.get(IMAGE_ENV) else {}),  # the container that ran it
         **extra,
     }
 

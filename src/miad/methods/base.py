@@ -13,7 +13,7 @@ import contextlib
 import json
 import math
 import os
-import platform
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -140,7 +140,9 @@ def library_versions() -> dict[str, str]:
     import miad
 
     return {
-        "python": platform.python_version(),
+        # major.minor only: a patch release (Debian's 3.11.2 in the images, 3.11.7 in a venv) changes no arithmetic,
+        # and the full version is in the provenance sidecar, outside the bytes DVC hashes
+        "python": "{}.{}".format(*sys.version_info[:2]),
         "torch": torch.__version__,
         "timm": timm.__version__,
         "numpy": np.__version__,

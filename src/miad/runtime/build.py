@@ -1,0 +1,124 @@
+"""Build the render and train images and record their IDs in docker/images.lock (`make images`).
+
+    python -m miad.runtime.build [--base IMAGE] [--root .] [--no-mirror]
+
+BuildKit with `--network host`: apt reaches Debian, pip reaches PyPI or a local wheel mirror on 127.0.0.1
+(miad.runtime.mirror). The mirror URL and the CA bundle go in as build secrets, so they never change a layer's
+cache key: an unchanged image rebuilds in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from miad.runtime import engine, images, mirror
+
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # this host's CAs, for pip behind an inspecting proxy
+TAG_PREFIX = "miad"
+
+
+@dataclass(frozen=True)
+class Built:
+    """One image built: its ID, tag, size and how long the build took."""
+
+    name: str
+    id: str
+    tag: str
+    size_bytes: int
+    seconds: float
+
+
+def build_command(
+    root: Path, name: str, tag: str, iidfile: Path, secrets: dict[str, Path], base: str | None
+) -> list[str]:
+    """The `docker build` argv for image `name` of the checkout at `root`."""
+    argv = [engine.client(), "build", "--network", "host", "--file", str(images.dockerfile(root, name))]
+    argv += ["--tag", tag, "--iidfile", str(iidfile)]
+    for key, path in sorted(secrets.items()):
+        argv += ["--secret", f"id={key},src={path}"]
+    if base:
+        argv += ["--build-arg", f"BASE={base}"]
+    return [*argv, str(root)]
+
+
+def build_one(root: Path, name: str, secrets: dict[str, Path], base: str | None, quiet: bool) -> Built:
+    """Build image `name`; raise RuntimeError with docker's output when the build fails."""
+    tag = f"{TAG_PREFIX}-{name}:local"
+    with tempfile.TemporaryDirectory(prefix="miad-build-") as tmp:
+        iidfile = Path(tmp) / "iid"
+        env = {**os.environ, "DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain"}
+        start = time.perf_counter()
+        proc = subprocess.run(
+            build_command(root, name, tag, iidfile, secrets, base),
+            env=env,
+            capture_output=quiet,
+            text=True,
+            check=False,
+        )
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            output = f"\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}" if quiet else ""
+            raise RuntimeError(f"docker build of the {name} image failed (exit {proc.returncode}){output}")
+        image_id = iidfile.read_text(encoding="utf-8").strip()
+    size = subprocess.run(
+        [engine.client(), "image", "inspect", "--format", "{{.Size}}", image_id],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return Built(name, image_id, tag, int(size), seconds)
+
+
+def build_images(
+    root: Path, *, base: str | None = None, use_mirror: bool = True, write_lock: bool = True, quiet: bool = False
+) -> dict[str, Built]:
+    """Build both images from the checkout at `root`; write root/docker/images.lock when `write_lock`."""
+    built: dict[str, Built] = {}
+    with (
+        mirror.serve() if use_mirror else contextlib.nullcontext() as url,
+        tempfile.TemporaryDirectory(prefix="miad-secrets-") as tmp,
+    ):
+        secrets: dict[str, Path] = {}
+        if CA_BUNDLE.is_file():
+            secrets["ca"] = CA_BUNDLE
+        if url:
+            secrets["index_url"] = Path(tmp) / "index_url"
+            secrets["index_url"].write_text(url, encoding="utf-8")
+        for name in images.IMAGES:
+            built[name] = build_one(root, name, secrets, base, quiet)
+    if write_lock:
+        record = {b.name: {"id": b.id, "tag": b.tag, "base": base or "the Dockerfile's BASE"} for b in built.values()}
+        images.write_lock(root, record)
+    return built
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m miad.runtime.build", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", default=".", help="the checkout to build from (default: %(default)s)")
+    parser.add_argument("--base", help="base image instead of the Dockerfiles' digest-pinned default")
+    parser.add_argument("--no-mirror", action="store_true", help="download every wheel from PyPI")
+    parser.add_argument("--no-lock", action="store_true", help="do not rewrite docker/images.lock")
+    args = parser.parse_args(argv)
+    try:
+        built = build_images(
+            Path(args.root), base=args.base, use_mirror=not args.no_mirror, write_lock=not args.no_lock
+        )
+    except RuntimeError as exc:
+        print(f"miad images: {exc}", file=sys.stderr)
+        return 1
+    for b in built.values():
+        print(f"{b.name}: {b.id} ({b.tag}), {b.size_bytes / 1e9:.2f} GB, built in {b.seconds:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
