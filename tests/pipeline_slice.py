@@ -55,11 +55,25 @@ def prepare_slice(target: Path) -> Path:
     return repo
 
 
+def canonical_lock(path: Path) -> bytes:
+    """dvc.lock with its stages sorted by name. `dvc repro TARGETS` appends new entries in the order its plan walks
+    them, which follows Python's per-process string hash seed (networkx walks sets): two plain runs of the same
+    targets can order the entries differently, while every entry's bytes are the same."""
+    lock = yaml.safe_load(path.read_text(encoding="utf-8"))
+    lock["stages"] = dict(sorted(lock["stages"].items()))
+    return yaml.safe_dump(lock, sort_keys=False).encode()
+
+
 def slice_outputs(repo: Path) -> dict[str, bytes]:
-    """Every file the slice writes (renders, models, runs, dvc.lock), without the provenance sidecars."""
-    paths = [repo / "dvc.lock", *repo.glob("renders/**/*"), *repo.glob("models/**/*"), *repo.glob("results/runs/**/*")]
-    return {
+    """Every file the slice writes (renders, models, runs; dvc.lock in canonical order), without the provenance
+    sidecars; .gitignore files as sorted lines (DVC appends one as it records each stage)."""
+    paths = [*repo.glob("renders/**/*"), *repo.glob("models/**/*"), *repo.glob("results/runs/**/*")]
+    files = {
         p.relative_to(repo).as_posix(): p.read_bytes()
         for p in sorted(paths)
         if p.is_file() and not p.name.endswith(PROVENANCE_NAME)
     }
+    for name, content in files.items():
+        if name.endswith(".gitignore"):
+            files[name] = b"".join(sorted(content.splitlines(keepends=True)))
+    return {"dvc.lock": canonical_lock(repo / "dvc.lock"), **files}

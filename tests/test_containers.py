@@ -154,3 +154,35 @@ def test_slice_in_containers_matches_native_byte_for_byte(
         runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
         assert {run.get("image") for run in runs} == {expected}, path
     assert grp.getgrgid(caller[1])  # the caller's group exists (files were written with it)
+
+
+def test_render_fanned_out_runs_each_shard_task_in_the_render_image(
+    native_slice: Path, docker_slice: Path, caller: tuple[int, int]
+) -> None:
+    """Two local workers under MIAD_RUNTIME=docker: the coordinator stays on the host (as it must on a Slurm login
+    node, to submit), each `miad render --shard` task runs in the render image. A host `bpy` that refuses to load
+    proves no shard rendered on the host; the shards equal the native run's."""
+    home = docker_slice.parent / "home"
+    poisoned = docker_slice.parent / "host-only"
+    poisoned.mkdir(exist_ok=True)
+    (poisoned / "bpy.py").write_text("raise ImportError('the host bpy must not render under MIAD_RUNTIME=docker')\n")
+    os.chmod(poisoned, 0o755)
+    renders = docker_slice / "fanned-renders"  # inside the repository: the only folder mounted into containers
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(home),
+        "MIAD_RUNTIME": "docker",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(poisoned), os.environ.get("PYTHONPATH", "")])),
+    }
+    scenario = "witness_mark"
+    cmd = ["miad", "render", "--scenario", scenario, "--variant", "main", "--renders", renders.name]
+    run_as(caller, [*cmd, "--executor", "local", "--workers", "2", "--no-progress"], docker_slice, env)
+
+    def shards(root: Path) -> dict[str, bytes]:
+        top = root / "main" / scenario
+        return {p.relative_to(top).as_posix(): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
+
+    ours = {k: v for k, v in shards(renders).items() if not k.endswith(PROVENANCE_NAME)}
+    reference = {k: v for k, v in shards(native_slice / "renders").items() if not k.endswith(PROVENANCE_NAME)}
+    assert ours.keys() == reference.keys() and ours == reference

@@ -605,6 +605,18 @@ def provenance_target(args: argparse.Namespace) -> tuple[Path, bool] | None:
     return None
 
 
+def coordinates_shards(args: argparse.Namespace) -> bool:
+    """Whether this render command hands its shards to an executor (Slurm, several local workers) rather than
+    rendering them itself: then it runs on the host, and each shard task (`miad render --shard`) in the image."""
+    if args.command not in ("render", "dataset") or getattr(args, "shard", None):
+        return False
+    if args.command == "dataset" and _params(args).dataset.source != "rendered":
+        return False
+    from miad.render.fanout import executor_config, fans_out
+
+    return fans_out(executor_config(Path(args.params), kind=args.executor, workers=args.workers))
+
+
 def user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by input, printed without a traceback (imported only when one is raised: numpy and OpenCV
     must not load before the numeric environment is pinned)."""
@@ -640,7 +652,9 @@ def main(argv: Sequence[str] | None = None, *, pin_environment: bool = False) ->
     try:
         if pin_environment:
             pin_numeric_environment(args)
-        contained = run_in_container(args.command, sys.argv[1:] if argv is None else argv, lambda: _params(args))
+        contained = None
+        if not coordinates_shards(args):  # a coordinator stays here (it submits); its shard tasks run in the image
+            contained = run_in_container(args.command, sys.argv[1:] if argv is None else argv, lambda: _params(args))
         if contained is not None:  # MIAD_RUNTIME=docker: the stage ran in its image (miad.runtime)
             log_timing(args, argv, time.perf_counter() - start)
             return contained

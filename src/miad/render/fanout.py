@@ -94,15 +94,25 @@ def shard_runner_for(
 ) -> ShardFanout | None:
     """The fan-out the executor config asks for (command line, then environment, then params), or None for
     today's in-process loop (local, one worker)."""
+    cfg = executor_config(params_file, kind=kind, workers=workers)
+    if not fans_out(cfg):
+        return None
+    return ShardFanout(cfg, params_file, profile, variant, scenario, renders, params.active.render.threads, progress)
+
+
+def executor_config(params_file: Path, *, kind: str | None, workers: int | None) -> ExecutorConfig:
+    """The executor a render command uses: its command-line options, then the environment, then params."""
     env_workers = os.environ.get(WORKERS_ENV)
     if workers is None and env_workers:
         if not env_workers.isdigit():
             raise ConfigError(f"{WORKERS_ENV}={env_workers!r}: expected a positive integer")
         workers = int(env_workers)
-    cfg = load_executor_config(params_file, kind=kind or os.environ.get(EXECUTOR_ENV) or None, workers=workers)
-    if cfg.kind == "local" and cfg.workers == 1:
-        return None
-    return ShardFanout(cfg, params_file, profile, variant, scenario, renders, params.active.render.threads, progress)
+    return load_executor_config(params_file, kind=kind or os.environ.get(EXECUTOR_ENV) or None, workers=workers)
+
+
+def fans_out(cfg: ExecutorConfig) -> bool:
+    """Whether shards go out as tasks (Slurm, or several local workers) instead of today's in-process loop."""
+    return not (cfg.kind == "local" and cfg.workers == 1)
 
 
 def parse_shard(text: str) -> tuple[str, int]:
