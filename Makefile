@@ -6,7 +6,7 @@ BIN    := $(abspath $(VENV))/bin
 PROFILE ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup reproduce publish test test-fast lint bench docker-build docker-reproduce clean help
+.PHONY: setup reproduce publish test test-fast lint bench rehearse gpu-check docker-build docker-reproduce clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -55,6 +55,14 @@ bench: setup  ## benchmarks -> results/bench/*.json
 	$(BIN)/python benchmarks/bench_methods.py --out results/bench/methods.json
 	$(BIN)/python benchmarks/bench_render.py --out results/bench/render.json
 	$(BIN)/python benchmarks/bench_pipeline.py --out results/bench/pipeline.json
+	$(BIN)/python benchmarks/bench_fit_memory.py --out results/bench/fit_memory.json
+	$(BIN)/python benchmarks/bench_patchcore_memory.py --out results/bench/patchcore_memory.json
+
+rehearse: setup  ## the paper profile end to end on CPU in a scratch copy, image counts shrunk (REHEARSE_ARGS=...)
+	$(BIN)/miad rehearse $(REHEARSE_ARGS)
+
+gpu-check: setup  ## on a machine with an NVIDIA GPU: OptiX and CUDA renders, train twice, rates and peak memory
+	$(BIN)/python -m miad.gpucheck
 
 docker-build:  ## build the pinned CUDA image (needs a Docker engine)
 	docker build -f docker/Dockerfile -t miad:cuda .
