@@ -12,6 +12,10 @@ from miad.rehearsal import RehearsalError
 SKIPPED_NAMES = {".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
 SKIPPED_AT_ROOT = {"renders", "models", "results", "data", "dvc.lock", "weights", "imports"}  # outputs, big inputs
 KEPT_DVC = {"config", ".gitignore"}  # of .dvc/: settings, never the cache or temp files
+# Folders the report stage depends on. A clone has them (DVC's .gitignore files live there), but an empty one, e.g.
+# results/runs_size when Table 7 studies no scenario, does not exist in a copy without outputs, and DVC stops on a
+# missing dependency.
+REPORT_INPUTS = ("results/runs", "results/runs_size", "results/maps")
 
 
 def project_root(start: Path) -> Path:
@@ -51,5 +55,7 @@ def copy_project(project: Path, target: Path) -> Path:
     readme = project / "imports" / "README.md"
     if readme.is_file():  # the import stage depends on the folder; it holds only its README when rendering
         shutil.copy2(readme, target / "imports" / "README.md")
+    for folder in REPORT_INPUTS:
+        (target / folder).mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q"], cwd=target, check=True)
     return target
