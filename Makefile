@@ -9,7 +9,7 @@ RUNTIME ?= $(or $(MIAD_RUNTIME),native)
 export MIAD_RUNTIME := $(RUNTIME)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup reproduce publish test test-fast lint bench images locks clean help
+.PHONY: setup reproduce publish test test-fast lint bench rehearse gpu-check images locks clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -60,6 +60,14 @@ bench: setup  ## benchmarks -> results/bench/*.json
 	$(BIN)/python benchmarks/bench_pipeline.py --out results/bench/pipeline.json
 	$(BIN)/python benchmarks/bench_fanout.py --out results/bench/fanout.json
 	$(BIN)/python benchmarks/bench_containers.py --out results/bench/containers.json
+	$(BIN)/python benchmarks/bench_fit_memory.py --out results/bench/fit_memory.json
+	$(BIN)/python benchmarks/bench_patchcore_memory.py --out results/bench/patchcore_memory.json
+
+rehearse: setup  ## the paper profile end to end on CPU in a scratch copy, image counts shrunk (REHEARSE_ARGS=...)
+	$(BIN)/miad rehearse $(REHEARSE_ARGS)
+
+gpu-check: setup  ## on a machine with an NVIDIA GPU: OptiX and CUDA renders, train twice, rates and peak memory
+	$(BIN)/python -m miad.gpucheck
 
 BASE ?=
 images: setup  ## build the render and train images (needs a Docker engine; BASE=... overrides the pinned base), write docker/images.lock

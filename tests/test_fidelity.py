@@ -82,3 +82,24 @@ def test_spearman_matches_scipy_and_too_few_cells_give_none():
     assert spearman_rows(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
     few = {"main/electrical_insulator": {"rd": {"image_auroc": Estimate(0.5)}}}
     assert fidelity(main_table("table3", few, ("image_auroc", "recall_at_fpr")), "image_auroc", 1, title="t") is None
+
+
+def test_fidelity_plot_survives_an_interval_that_misses_its_estimate(tmp_path):
+    """Found by the paper-profile rehearsal: a bootstrap interval just beside its point estimate crashed the plot."""
+    from miad.reporting.fidelity import Fidelity
+
+    ours = np.array([0.5, 0.7, 0.9])
+    panel = Fidelity(
+        name="table3_aupro",
+        title="t",
+        cells=(("a", "rd"), ("b", "rd"), ("c", "patchcore")),
+        paper=np.array([0.4, 0.6, 0.8]),
+        ours=ours,
+        low=ours + 1e-5,  # the whole interval above the estimate
+        high=ours + 2e-5,
+        rho=1.0,
+        rho_interval=None,
+        confidence=0.95,
+    )
+    fidelity_plot([panel], tmp_path / "fidelity.png")
+    assert (tmp_path / "fidelity.png").stat().st_size > 10_000

@@ -16,6 +16,7 @@ from miad.atomic import write_json_atomic
 from miad.catalog import RENDERABLE, VARIANT_NAMES
 from miad.config import PROFILES, ConfigError, Params, load_params
 from miad.method_catalog import TRAINABLE
+from miad.rehearsal.cli import register as register_rehearsal
 from miad.remote.cli import register as register_remote
 from miad.runtime import run_in_container
 from miad.weights.cli import register as register_weights
@@ -36,6 +37,7 @@ examples:
                                                    read an MVTec-layout class folder into renders/
   miad profile paper                               switch params.yaml to the paper profile
   miad compare                                     your results/metrics.json against the committed one
+  miad rehearse                                    the paper profile on CPU in a scratch copy, counts shrunk
 """
 
 
@@ -561,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["profile"].add_argument("--params", default="params.yaml")
     register_remote(sub)  # remote, pull, publish, reproduce (miad.remote)
     register_weights(sub)  # weights (miad.weights)
+    register_rehearsal(sub)  # rehearse (miad.rehearsal)
     return parser
 
 
@@ -625,6 +628,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     from miad.executors.base import TaskError
     from miad.importing.mvtec import LayoutError
     from miad.launcher.run import LaunchError
+    from miad.rehearsal import RehearsalError
     from miad.remote.settings import RemoteError
     from miad.reporting.compare import CompareError
     from miad.weights.fetch import WeightsError
@@ -640,6 +644,7 @@ def user_errors() -> tuple[type[Exception], ...]:
         WeightsError,
         TaskError,
         LaunchError,
+        RehearsalError,
         FileNotFoundError,
         FileExistsError,
     )

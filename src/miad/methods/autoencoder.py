@@ -28,8 +28,10 @@ background's 0.010).
 
 Details the appendix leaves open, taken from the usual PyTorch training loop: a fresh random order per
 epoch, the last partial batch kept (DataLoader's drop_last=False), PyTorch's default initialisation,
-weight decay applied to every parameter. Training images are resized once to uint8 at the network
-resolution (as a torchvision Resize on PIL images does) and normalised per batch.
+weight decay applied to every parameter. Training images are resized to uint8 at the network
+resolution (as a torchvision Resize on PIL images does) and normalised per batch; the resized images
+are kept for later epochs while they fit in `RESIZED_CACHE_BYTES`, else read and resized again each
+epoch (each image is resized on its own, so both give the same bits).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ SKIP_FREE_LEVELS = 2  # levels from full resolution down that get no skip connec
 MIN_BOTTLENECK_SIDE = 2  # smallest side of the code, px: BatchNorm needs > 1 value per channel at batch size 1
 PROGRESS_MIN_STEPS = 200  # show the epoch progress bar from this many optimiser steps on
 STATE_PREFIX = "net."
+RESIZED_CACHE_BYTES = 2**30  # keep the resized uint8 training images between epochs up to this size
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -163,12 +166,19 @@ class Autoencoder(AnomalyMethod):
             net = UNetAutoencoder(self.config.base_channels, self.config.depth)
         return net.to(self.device)
 
-    def _resized_uint8(self, images: list[np.ndarray]) -> torch.Tensor:
-        """All training images resized once to the network input: (N, 3, S, S) uint8 on the CPU."""
-        chunks = []
-        for start in range(0, len(images), self.batch_size):
-            x = to_batch(images[start : start + self.batch_size], self.input_size, (0, 0, 0), (1, 1, 1), self.device)
-            chunks.append((x * 255).round().clamp(0, 255).to(torch.uint8).cpu())  # (b, 3, S, S)
+    def _resized_uint8(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Images resized to the network input: (b, 3, S, S) uint8 on the CPU."""
+        x = to_batch(images, self.input_size, (0, 0, 0), (1, 1, 1), self.device)
+        return (x * 255).round().clamp(0, 255).to(torch.uint8).cpu()  # (b, 3, S, S)
+
+    def _resized_cache(self, images: Sequence[np.ndarray]) -> torch.Tensor | None:
+        """All training images resized once, (N, 3, S, S) uint8, or None when they exceed the cache budget."""
+        if len(images) * 3 * self.input_size**2 > RESIZED_CACHE_BYTES:
+            return None
+        chunks = [
+            self._resized_uint8(images[start : start + self.batch_size])
+            for start in range(0, len(images), self.batch_size)
+        ]
         return torch.cat(chunks)
 
     def _normalise(self, batch: torch.Tensor) -> torch.Tensor:
@@ -176,30 +186,33 @@ class Autoencoder(AnomalyMethod):
         mean, std = (torch.tensor(v, device=self.device).view(1, 3, 1, 1) for v in NORMALIZATION)
         return (batch.to(self.device).float() / 255.0 - mean) / std
 
-    def _fit(self, images: list[np.ndarray]) -> None:
+    def _fit(self, images: Sequence[np.ndarray]) -> None:
         cfg = self.config
-        data = self._resized_uint8(images)  # (N, 3, S, S) uint8
+        n_images = len(images)
+        cache = self._resized_cache(images)  # (N, 3, S, S) uint8, or None: resize per batch
         self.net = self._build_network()
         self.net.train()
         optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         order = torch.Generator().manual_seed(torch_seed(derive_seed(self.seed, self.name, "shuffle")))
-        n_batches = self._n_batches(len(data))
+        n_batches = self._n_batches(n_images)
         epoch_loss = math.nan
         bar = tqdm(range(cfg.epochs), desc="ae", disable=cfg.epochs * n_batches < PROGRESS_MIN_STEPS, leave=False)
         for _ in bar:
-            permutation = torch.randperm(len(data), generator=order)
+            permutation = torch.randperm(n_images, generator=order)
             total = 0.0
-            for start in range(0, len(data), self.batch_size):
-                x = self._normalise(data[permutation[start : start + self.batch_size]])  # (B, 3, S, S)
+            for start in range(0, n_images, self.batch_size):
+                idx = permutation[start : start + self.batch_size]
+                resized = cache[idx] if cache is not None else self._resized_uint8([images[i] for i in idx.tolist()])
+                x = self._normalise(resized)  # (B, 3, S, S)
                 loss = F.mse_loss(self.net(x), x)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 total += loss.item() * len(x)
-            epoch_loss = total / len(data)
+            epoch_loss = total / n_images
             bar.set_postfix(loss=f"{epoch_loss:.4f}")
         self.net.eval()
-        self.info = {"n_train_images": len(data), "final_train_loss": epoch_loss}  # mean loss of the last epoch
+        self.info = {"n_train_images": n_images, "final_train_loss": epoch_loss}  # mean loss of the last epoch
 
     def _anomaly_maps(self, batch: torch.Tensor) -> torch.Tensor:
         self.net.eval()

@@ -78,6 +78,19 @@ def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return gaussian_blur(up[:, 0])
 
 
+def check_image(image: object, where: str) -> np.ndarray:
+    """Validate one uint8 RGB (H, W, 3) image; `where` names it in the error ("image 3")."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{where}: expected a numpy array, got {type(image).__name__}")
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        raise ValueError(f"{where} contains NaN or inf values")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(
+            f"expected uint8 RGB images of shape (H, W, 3), got {image.dtype} of shape {image.shape} ({where})"
+        )
+    return image
+
+
 def check_images(images: Iterable[np.ndarray], *, same_size: bool) -> list[np.ndarray]:
     """Validate uint8 RGB (H, W, 3) images; a 4-D array is a batch. Raises ValueError naming the problem."""
     if isinstance(images, np.ndarray):
@@ -92,17 +105,34 @@ def check_images(images: Iterable[np.ndarray], *, same_size: bool) -> list[np.nd
     if not images:
         raise ValueError("expected at least one image, got an empty set")
     for i, image in enumerate(images):
-        if not isinstance(image, np.ndarray):
-            raise ValueError(f"image {i}: expected a numpy array, got {type(image).__name__}")
-        if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-            raise ValueError(f"image {i} contains NaN or inf values")
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-            raise ValueError(
-                f"expected uint8 RGB images of shape (H, W, 3), got {image.dtype} of shape {image.shape} (image {i})"
-            )
+        check_image(image, f"image {i}")
     if same_size and len({im.shape for im in images}) > 1:
         raise ValueError(f"images of one predict call must share a size, got {sorted({im.shape for im in images})}")
     return images
+
+
+class TrainingImages(Sequence[np.ndarray]):
+    """A lazy view of training images: `indices` picks from `source`, and each image is validated when read.
+
+    Nothing is decoded or held here: a method reads its images batch by batch, so a training set of
+    any size costs the memory of one batch (plus whatever a method chooses to cache within its budget).
+    """
+
+    def __init__(self, source: Sequence[np.ndarray], indices: Sequence[int] | None = None) -> None:
+        self._source = source
+        self._indices = list(range(len(source))) if indices is None else [int(i) for i in indices]
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        index = self._indices[i]
+        return check_image(self._source[index], f"image {index}")
 
 
 def to_batch(
@@ -197,8 +227,11 @@ class AnomalyMethod(ABC):
         """Per-channel (mean, std) applied after scaling pixels to [0, 1]."""
 
     @abstractmethod
-    def _fit(self, images: list[np.ndarray]) -> None:
-        """Train on validated uint8 images (use `self._batches` to get network inputs); runs with autograd on."""
+    def _fit(self, images: Sequence[np.ndarray]) -> None:
+        """Train on uint8 images read lazily, batch by batch (`self._batches`); runs with autograd on.
+
+        Never hold the decoded set: read `images[i]` or slices of it when a batch needs them.
+        """
 
     @abstractmethod
     def _anomaly_maps(self, batch: torch.Tensor) -> torch.Tensor:
@@ -222,35 +255,57 @@ class AnomalyMethod(ABC):
         """A torch generator for one purpose ("coreset", "shuffle", ...), seeded from this method's seed."""
         return torch.Generator().manual_seed(torch_seed(derive_seed(self.seed, self.name, purpose)))
 
-    def _batches(self, images: Sequence[np.ndarray]) -> Iterator[torch.Tensor]:
-        """Network inputs, `batch_size` images at a time: (B, 3, S, S) on `self.device`."""
+    def _batches(self, images: Sequence[np.ndarray], order: Sequence[int] | None = None) -> Iterator[torch.Tensor]:
+        """Network inputs, `batch_size` images at a time, in `order` if given: (B, 3, S, S) on `self.device`.
+
+        Each batch is decoded when it is needed, so only one batch of images is in memory at a time.
+        """
         mean, std = self.normalization
-        for start in range(0, len(images), self.batch_size):
-            yield to_batch(images[start : start + self.batch_size], self.input_size, mean, std, self.device)
+        n = len(images) if order is None else len(order)
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                chunk = images[start : start + self.batch_size]
+            else:
+                chunk = [images[int(i)] for i in order[start : start + self.batch_size]]
+            batch = to_batch(chunk, self.input_size, mean, std, self.device)
+            del chunk  # the decoded images go before the next batch is read
+            yield batch
 
     def _n_batches(self, n_images: int) -> int:
         """How many batches `_batches` yields for `n_images` images."""
         return math.ceil(n_images / self.batch_size)
 
-    def _training_subset(self, images: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
-        """A seeded random subset of `max_train_images` images when the config caps the training set.
+    def _training_subset(self, images: Sequence[np.ndarray]) -> TrainingImages:
+        """The training images, lazily: a seeded random subset of `max_train_images` when the config caps the set.
 
         The paper caps PatchCore at 2000 images (Appendix 6.2); every method honours the field. Drawn
         before any image is decoded, so a capped run never loads the images it leaves out.
         """
         limit = getattr(self.config, "max_train_images", None)
         if limit is None or len(images) <= limit:
-            return images
+            return TrainingImages(images)
         keep = np.sort(rng_for(self.seed, self.name, "train_subset").choice(len(images), limit, replace=False))
-        return [images[int(i)] for i in keep]
+        return TrainingImages(images, keep.tolist())
 
     @final
     def fit(self, images: Sequence[np.ndarray]) -> None:
-        """Train on defect-free uint8 RGB (H, W, 3) images of any size; seeded and deterministic."""
-        checked = check_images(self._training_subset(images), same_size=False)
+        """Train on defect-free uint8 RGB (H, W, 3) images of any size; seeded and deterministic.
+
+        `images` may be a lazy sequence (a `ShardDataset`'s images): methods read it batch by batch and
+        each image is validated as it is read. Images already in memory (a list, tuple or array) are
+        validated before training starts.
+        """
+        if isinstance(images, np.ndarray) and images.ndim != 4:
+            check_images(images, same_size=False)  # raises, naming the shape
+        if len(images) == 0:
+            raise ValueError("expected at least one image, got an empty set")
+        if isinstance(images, list | tuple | np.ndarray):
+            for i, image in enumerate(images):
+                check_image(image, f"image {i}")
+        subset = self._training_subset(images)
         torch.manual_seed(torch_seed(self.seed))
         with deterministic(self.device):  # no no_grad here: trained methods need gradients
-            self._fit(checked)
+            self._fit(subset)
         self.fitted = True
 
     @final

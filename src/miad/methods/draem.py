@@ -104,7 +104,7 @@ class Draem(AnomalyMethod):
         return [draws[i : i + self.batch_size] for i in range(0, len(draws), self.batch_size)]
 
     def _training_batch(
-        self, images: list[np.ndarray], draws: np.ndarray, simulator: AnomalySimulator, epoch: int, step: int
+        self, images: Sequence[np.ndarray], draws: np.ndarray, simulator: AnomalySimulator, epoch: int, step: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(clean, augmented, mask) tensors (B, 3, S, S), (B, 3, S, S), (B, 1, S, S) for one batch."""
 
@@ -121,7 +121,7 @@ class Draem(AnomalyMethod):
 
         return to_tensor(clean), to_tensor(augmented), to_tensor(mask[..., None])
 
-    def _fit(self, images: list[np.ndarray]) -> None:
+    def _fit(self, images: Sequence[np.ndarray]) -> None:
         # On an accelerator, simulate the samples of a batch in threads (each has its own generator, so the
         # result is the same); on the CPU, torch already uses every core.
         threads = 1 if self.device.startswith("cpu") else min(MAX_SIMULATION_THREADS, os.cpu_count() or 1)
@@ -133,7 +133,7 @@ class Draem(AnomalyMethod):
                 self._pool.shutdown()
             self._pool = None
 
-    def _train(self, images: list[np.ndarray]) -> None:
+    def _train(self, images: Sequence[np.ndarray]) -> None:
         cfg = self.config
         sources = find_anomaly_sources(cfg.anomaly_source)  # fail before any work if the textures are missing
         # max_train_images: the base class has already drawn the seeded subset

@@ -123,7 +123,7 @@ class FastFlow(AnomalyMethod):
         """(B, 3, S, S) normalised images -> frozen backbone maps [(B, C_i, H_i, W_i)]."""
         return list(self.extractor(batch))
 
-    def _fit(self, images: list[np.ndarray]) -> None:
+    def _fit(self, images: Sequence[np.ndarray]) -> None:
         n = len(images)
         model = self._build_model()  # conv init draws from the global RNG the base class seeded
         optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
@@ -152,7 +152,7 @@ class FastFlow(AnomalyMethod):
                     for i in range(0, n, self.batch_size)
                 )
             else:
-                batches = (self._features(b) for b in self._batches([images[i] for i in order.tolist()]))
+                batches = (self._features(b) for b in self._batches(images, order.tolist()))
             total = 0.0
             for features in batches:
                 loss = nll_loss(*model(features))

@@ -9,12 +9,21 @@ Inference: the anomaly map is each test patch's Euclidean distance to its neares
 Image score: anomalib re-weights the max patch distance with the `num_neighbors` nearest memory-bank
 entries; the paper scores every method by the max of its anomaly map, and so do we (the base class
 enforces it). `num_neighbors` stays in the config for fidelity with anomalib's settings but is unused.
+
+Memory: while the whole float32 bank fits in `EXACT_BANK_BYTES` it is built in one piece (as anomalib).
+Above that (paper scale: 10,000 images x 1024 patches x 1536 channels is ~63 GB) the bank is never
+held: a first pass keeps only the sparse projection of every patch, (N, k) with k ~ 400, on which the
+coreset is chosen (memory O(N x k), not O(N x D)); a second pass over the same batches recomputes the
+embeddings and keeps the chosen rows, in the order chosen. Both passes run the same batches through
+the same deterministic code, so the kept rows are the rows the one-piece path would keep, up to the
+float rounding of projecting chunk by chunk instead of all at once. Coreset selection and the
+nearest-neighbour search run on the method's device (a GPU when there is one); the search is chunked.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,6 +46,7 @@ PROJECTION_EPS = 0.9  # Johnson-Lindenstrauss eps of anomalib's SparseRandomProj
 CDIST_CHUNK_ELEMENTS = 2**24  # max query x bank distances held at once (64 MiB of float32)
 PROGRESS_MIN_BATCHES = 10  # show a progress bar from this many batches on
 PROGRESS_MIN_CORESET = 5000  # ... and from this many coreset iterations on
+EXACT_BANK_BYTES = 2**30  # build the float32 bank in one piece up to this size, else in two streaming passes
 
 
 def local_aggregate(features: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -123,38 +133,75 @@ class PatchCore(AnomalyMethod):
         """(B, 3, S, S) normalised images -> (B, C, h, w) patch embeddings."""
         return local_aggregate(self.extractor(batch))
 
-    @torch.no_grad()
-    def _fit(self, images: list[np.ndarray]) -> None:
+    def _patch_grid(self) -> tuple[int, int]:
+        """(h, w) of the embedding of one network input."""
+        probe = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
+        return tuple(int(d) for d in self.embed(probe).shape[-2:])  # type: ignore[return-value]
+
+    def _embedded_batches(self, images: Sequence[np.ndarray], desc: str) -> Iterator[torch.Tensor]:
+        """Patch embeddings of the training images, batch by batch: (B*h*w, C) rows in image order."""
         n_batches = self._n_batches(len(images))
-        embeddings, feature_size = [], [0, 0]
-        for batch in tqdm(
-            self._batches(images),
-            total=n_batches,
-            desc="patchcore features",
-            disable=n_batches < PROGRESS_MIN_BATCHES,
-            leave=False,
-        ):
+        batches = tqdm(
+            self._batches(images), total=n_batches, desc=desc, disable=n_batches < PROGRESS_MIN_BATCHES, leave=False
+        )
+        for batch in batches:
             emb = self.embed(batch)  # (B, C, h, w)
-            feature_size = list(emb.shape[-2:])
-            embeddings.append(emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1]))  # (B*h*w, C)
-        bank = torch.cat(embeddings)  # (N, C)
-        del embeddings
-        n_patches = int(bank.shape[0])
-        self.projection = sparse_random_projection(bank.shape[1], bank.shape[0], self._generator("projection"))
-        if self.config.coreset_ratio < 1.0:
-            size = max(1, int(bank.shape[0] * self.config.coreset_ratio))
-            projected = bank @ self.projection.to(bank.device)  # (N, k)
-            keep_rows = greedy_coreset(projected, size, self._generator("coreset"))
-            del projected
-            bank = bank.index_select(0, keep_rows)  # (M, C)
+            yield emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])  # (B*h*w, C)
+
+    @torch.no_grad()
+    def _fit(self, images: Sequence[np.ndarray]) -> None:
+        h, w = self._patch_grid()
+        n_patches = len(images) * h * w
+        if n_patches * self.embedding_dim * 4 <= EXACT_BANK_BYTES:
+            bank = self._whole_bank(images)
+        else:
+            bank = self._streamed_bank(images, n_patches)
         self.memory_bank = bank.contiguous()
         self.info = {
             "n_train_images": len(images),
             "n_patches": n_patches,
-            "feature_size": feature_size,
+            "feature_size": [h, w],
             "memory_bank_size": int(bank.shape[0]),
             "backbone_sha256": weights_sha256(self.config.backbone, self.config.weights),
         }
+
+    def _coreset_size(self, n_patches: int) -> int:
+        return max(1, int(n_patches * self.config.coreset_ratio))
+
+    def _whole_bank(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Every patch embedding in one (N, C) tensor, shrunk by coreset selection -> (M, C)."""
+        bank = torch.cat(list(self._embedded_batches(images, "patchcore features")))  # (N, C)
+        self.projection = sparse_random_projection(bank.shape[1], bank.shape[0], self._generator("projection"))
+        if self.config.coreset_ratio < 1.0:
+            projected = bank @ self.projection.to(bank.device)  # (N, k)
+            keep_rows = greedy_coreset(projected, self._coreset_size(bank.shape[0]), self._generator("coreset"))
+            del projected
+            bank = bank.index_select(0, keep_rows)  # (M, C)
+        return bank
+
+    def _streamed_bank(self, images: Sequence[np.ndarray], n_patches: int) -> torch.Tensor:
+        """The coreset without ever holding the (N, C) bank: choose on (N, k) projections, then gather -> (M, C)."""
+        self.projection = sparse_random_projection(self.embedding_dim, n_patches, self._generator("projection"))
+        if self.config.coreset_ratio >= 1.0:  # no selection: the bank is every patch (the model's own state)
+            return torch.cat(list(self._embedded_batches(images, "patchcore features")))
+        projection = self.projection.to(self.device)
+        projected = torch.empty(n_patches, projection.shape[1], device=self.device)  # (N, k)
+        start = 0
+        for rows in self._embedded_batches(images, "patchcore projection"):
+            projected[start : start + rows.shape[0]] = rows @ projection
+            start += rows.shape[0]
+        keep_rows = greedy_coreset(projected, self._coreset_size(n_patches), self._generator("coreset"))  # (M,)
+        del projected
+        bank = torch.empty(len(keep_rows), self.embedding_dim, device=self.device)  # (M, C)
+        by_row = torch.argsort(keep_rows)  # positions in the bank, ordered by patch index
+        sorted_rows = keep_rows[by_row]
+        start, done = 0, 0
+        for rows in self._embedded_batches(images, "patchcore gather"):
+            end = start + rows.shape[0]
+            stop = done + int(torch.searchsorted(sorted_rows[done:], end))
+            bank[by_row[done:stop]] = rows.index_select(0, sorted_rows[done:stop] - start)
+            start, done = end, stop
+        return bank
 
     def _anomaly_maps(self, batch: torch.Tensor) -> torch.Tensor:
         assert self.memory_bank is not None  # the base class checks fitted

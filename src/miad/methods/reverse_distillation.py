@@ -103,7 +103,7 @@ class ReverseDistillation(AnomalyMethod):
         return 4 * sum(c * (self.input_size // r) ** 2 for c, r in zip(self.channels, self.reductions, strict=True))
 
     def _epoch_features(
-        self, images: list[np.ndarray], cached: list[torch.Tensor] | None, order: torch.Tensor
+        self, images: Sequence[np.ndarray], cached: list[torch.Tensor] | None, order: torch.Tensor
     ) -> Iterator[list[torch.Tensor]]:
         """Teacher maps of the images in `order`, `batch_size` images at a time: per scale (B, c_k, h_k, w_k)."""
         for start in range(0, len(order), self.batch_size):
@@ -117,7 +117,7 @@ class ReverseDistillation(AnomalyMethod):
                 features = self.teacher(batch)
             yield features
 
-    def _fit(self, images: list[np.ndarray]) -> None:
+    def _fit(self, images: Sequence[np.ndarray]) -> None:
         n_images, batch_size = len(images), self.batch_size
         skip_single = self.embedding_side == 1  # BatchNorm cannot train on a single 1x1 value
         if skip_single and (n_images == 1 or batch_size == 1):

@@ -111,7 +111,7 @@ class UniAD(AnomalyMethod):
         """(B, 3, S, S) normalised images -> (B, C, s, s) aligned backbone features (s = feature_size)."""
         return align_features(self.extractor(batch), self.config.feature_size)
 
-    def _train_features(self, images: list[np.ndarray]) -> torch.Tensor | None:
+    def _train_features(self, images: Sequence[np.ndarray]) -> torch.Tensor | None:
         """All training features (N, C, s, s) in image order, or None when they exceed the cache budget."""
         s = self.config.feature_size
         if len(images) * self.channels * s * s * FLOAT32_BYTES > FEATURE_CACHE_MAX_BYTES:
@@ -129,7 +129,7 @@ class UniAD(AnomalyMethod):
             cache[i * self.batch_size : (i + 1) * self.batch_size] = self.features(batch)
         return cache
 
-    def _fit(self, images: list[np.ndarray]) -> None:
+    def _fit(self, images: Sequence[np.ndarray]) -> None:
         c = self.config
         self.network = self._build_network()  # parameter init from the global generator the base class seeded
         cache = self._train_features(images)

@@ -197,8 +197,10 @@ def fidelity_plot(panels: Sequence[Fidelity], path: Path) -> None:
         methods = [method for _, method in panel.cells]
         for method in dict.fromkeys(methods):
             pick = np.array([m == method for m in methods])
-            below = np.nan_to_num(panel.ours[pick] - panel.low[pick])
-            above = np.nan_to_num(panel.high[pick] - panel.ours[pick])
+            # a bootstrap interval can miss its own point estimate by a hair (AUPRO's resamples use a grid; a
+            # one-image class makes every resample equal), and matplotlib refuses negative error bars
+            below = np.clip(np.nan_to_num(panel.ours[pick] - panel.low[pick]), 0.0, None)
+            above = np.clip(np.nan_to_num(panel.high[pick] - panel.ours[pick]), 0.0, None)
             ax.errorbar(
                 panel.paper[pick],
                 panel.ours[pick],

@@ -235,7 +235,7 @@ def build_report(
     if panels:
         figures.fidelity_plot(panels, figure_dir / "fidelity.png")
     figures.sample_grid(renders, "main", params.scenarios, count, figure_dir / "figure2_samples.png")
-    for variant in params.ablation.variants:
+    for variant in params.ablation.variants if params.ablation.scenarios else ():  # no ablation scenario: no figure
         path = figure_dir / f"figure2_samples_{variant}.png"
         figures.sample_grid(renders, variant, params.ablation.scenarios, count, path)
     if stats_path is not None:

@@ -1,0 +1,96 @@
+"""Streaming fit: every method reads its training images batch by batch and never holds the decoded set."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from miad.methods import METHODS, create_method, patchcore
+from miad.methods.draem_augment import write_demo_textures
+from tests.test_methods import SEED, TEST_CONFIGS, TRAIN_SIZE
+
+N_IMAGES = 13  # three batches of 4 and a trailing one
+
+
+class CountingImages:
+    """A lazy image sequence that decodes on access (like a ShardDataset) and counts the images alive at once."""
+
+    def __init__(self, n: int, seed: int, bad: int | None = None) -> None:
+        self._n, self._seed, self._bad = n, seed, bad
+        self.alive = 0
+        self.max_alive = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _release(self) -> None:
+        self.alive -= 1
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        rng = np.random.default_rng([self._seed, i])
+        image = rng.integers(0, 256, (*TRAIN_SIZE, 3), dtype=np.uint8)
+        if i == self._bad:
+            image = image.astype(np.float32)
+        self.alive += 1
+        weakref.finalize(image, self._release)
+        self.max_alive = max(self.max_alive, self.alive)
+        return image
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    textures = write_demo_textures(tmp_path_factory.mktemp("draem-textures"))
+    yield TEST_CONFIGS | {"draem": replace(TEST_CONFIGS["draem"], anomaly_source=str(textures))}
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_fit_holds_at_most_a_batch_of_images(name: str, configs: dict[str, object]) -> None:
+    images = CountingImages(N_IMAGES, seed=3)
+    method = create_method(name, configs[name], SEED)
+    method.fit(images)
+    batch_size = configs[name].batch_size  # type: ignore[attr-defined]
+    assert 1 <= images.max_alive <= batch_size, f"{name} held {images.max_alive} decoded images at once"
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_lazy_bad_image_is_named(name: str, configs: dict[str, object]) -> None:
+    method = create_method(name, configs[name], SEED)
+    with pytest.raises(ValueError, match=r"image 0\)"):
+        method.fit(CountingImages(5, seed=3, bad=0))
+    assert not method.fitted
+
+
+def test_lazy_and_in_memory_images_train_the_same_bits(configs: dict[str, object], tmp_path: Path) -> None:
+    lazy = CountingImages(6, seed=5)
+    for kind, images in (("lazy", lazy), ("list", [lazy[i] for i in range(6)])):
+        method = create_method("fastflow", configs["fastflow"], SEED)
+        method.fit(images)
+        method.save(tmp_path / kind)
+    assert (tmp_path / "lazy/model.safetensors").read_bytes() == (tmp_path / "list/model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("ratio", [0.25, 1.0])
+def test_streamed_patchcore_bank_matches_the_whole_bank(
+    ratio: float, configs: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = replace(configs["patchcore"], coreset_ratio=ratio)
+    images = CountingImages(7, seed=9)
+    whole = create_method("patchcore", config, SEED)
+    whole.fit(images)
+    monkeypatch.setattr(patchcore, "EXACT_BANK_BYTES", 0)  # every bank is "too large": two streaming passes
+    streamed = create_method("patchcore", config, SEED)
+    streamed.fit(images)
+    assert images.max_alive <= config.batch_size
+    assert whole.info == streamed.info
+    torch.testing.assert_close(streamed.projection, whole.projection, rtol=0, atol=0)
+    torch.testing.assert_close(streamed.memory_bank, whole.memory_bank, rtol=1e-5, atol=1e-6)
