@@ -18,10 +18,8 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -32,17 +30,10 @@ sys.path.insert(0, str(REPO / "src"))
 
 from tests.pipeline_slice import TARGETS, prepare_slice  # noqa: E402
 
+from bench_pipeline import run as timed  # noqa: E402  (this folder is on sys.path: the script's own)
 from miad.atomic import write_json_atomic  # noqa: E402
 
 IMPORT_PROBE = "import torch, timm, miad.methods, miad.stages.train, miad.stages.evaluate"
-
-
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - start
 
 
 def bench_render(repo: Path, env: dict[str, str], scenario: str) -> dict:
