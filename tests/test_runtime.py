@@ -29,6 +29,7 @@ def test_container_command_mounts_the_repository_as_the_caller_without_network(t
         "MIAD_THREADS": "2",
         "MIAD_TIMINGS": "/x.jsonl",
         "MIAD_CACHE": str(tmp_path / "c"),
+        "OMP_WAIT_POLICY": "PASSIVE",  # miad repro --jobs N: stages sharing cores must not spin in containers either
     }
     cmd = container_command(
         ["train", "--method", "ae"], IMAGE, workdir=work / "sub", root=work, environ=environ, user=(1234, 99)
@@ -40,6 +41,7 @@ def test_container_command_mounts_the_repository_as_the_caller_without_network(t
     assert cmd[cmd.index("--workdir") + 1] == str((work / "sub").resolve())
     env = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--env"]
     expected = {"OMP_NUM_THREADS=2", "MIAD_THREADS=2", f"MIAD_IMAGE={IMAGE}", f"PYTHONPATH={work.resolve()}/src"}
+    expected.add("OMP_WAIT_POLICY=PASSIVE")
     assert expected <= set(env)
     assert not any(e.startswith("MIAD_TIMINGS=") for e in env)  # the host logs the stage's time, not the container
     assert "--gpus" not in cmd

@@ -25,8 +25,16 @@ IN_CONTAINER_ENV = "MIAD_IN_CONTAINER"  # set by the images: never re-execute fr
 IMAGE_ENV = numeric_env.IMAGE_ENV  # the image ID, passed in so that provenance sidecars can record it
 CACHE_ENV = "MIAD_CACHE"  # miad.backbones' derived-weights cache (not imported here: it loads torch)
 DEFAULT_CACHE = Path("~/.cache/miad")
-# Variables passed through when set: the numeric pins, and what picks or configures the GPU.
-PASSED_ENV = (*numeric_env.KNOBS, "CUBLAS_WORKSPACE_CONFIG", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED")
+# Variables passed through when set: the numeric pins, what picks or configures the GPU, and OpenMP's wait policy
+# (`miad repro --jobs N` sets it PASSIVE for stages sharing cores: without it their spinning threads made a smoke
+# training stage 10x slower in a container than natively).
+PASSED_ENV = (
+    *numeric_env.KNOBS,
+    "CUBLAS_WORKSPACE_CONFIG",
+    "CUDA_VISIBLE_DEVICES",
+    "PYTHONHASHSEED",
+    "OMP_WAIT_POLICY",
+)
 
 
 def runtime() -> str:
