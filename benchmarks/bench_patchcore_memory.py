@@ -7,7 +7,10 @@ Batches of 8 by default, so that the forward pass's activations do not hide the 
 `exact` builds the float32 bank in one piece (what runs while it fits in EXACT_BANK_BYTES); `streamed`
 forces the two-pass path (EXACT_BANK_BYTES=0) that keeps only the (N, k) projections. AUROC: the
 smoke config (ImageNet Lite0) on synthetic normal images and images with a bright square, both paths.
-`paper_scale` gives the computed (not measured) sizes at the paper's 10,000 images, 224 px.
+`paper_scale` gives the computed (not measured) sizes at the paper's 10,000 images, 224 px
+(`miad.plan.patchcore_bank`, which `miad plan` prices with); each run also records that module's computed bank
+peak beside the measured one. `coreset_rate` times greedy k-center on a 1.5 GB projection matrix: the
+projection entries it reads per second, the CPU figure `miad plan` (src/miad/plan/costs.yaml) uses.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from bench_fit_memory import SyntheticImages, _status_kb  # noqa: E402
 from miad.atomic import write_json_atomic  # noqa: E402
 
 CORESET_RATIO = 0.01
-PAPER_IMAGES, PAPER_SIZE, PAPER_STRIDE, PAPER_CHANNELS, PAPER_RATIO = 10_000, 224, 8, 1536, 0.1
+PAPER_BACKBONE, PAPER_LAYERS, PAPER_IMAGES, PAPER_SIZE, PAPER_RATIO = "wide_resnet50_2", (2, 3), 10_000, 224, 0.1
+CORESET_RATE_ROWS, CORESET_RATE_DIM, CORESET_RATE_PICKS = 1_000_000, 384, 40  # 1.5 GB: beyond any CPU cache
 AUROC_TOLERANCE = 0.005
 
 
@@ -49,6 +53,7 @@ def _measure(mode: str, n: int, size: int, batch_size: int, weights: str, queue)
     pin(2)
     from miad.config import PatchCoreConfig
     from miad.methods import create_method, patchcore
+    from miad.plan.patchcore_bank import bank_sizes
 
     patchcore.EXACT_BANK_BYTES = 0 if mode == "streamed" else 2**62
     config = PatchCoreConfig(
@@ -68,6 +73,7 @@ def _measure(mode: str, n: int, size: int, batch_size: int, weights: str, queue)
     peak = (_status_kb("VmHWM") - start_kb) / 1024
     state = sum(t.numel() * t.element_size() for t in model._state_tensors().values()) / 2**20
     n_patches, k = model.info["n_patches"], int(model.projection.shape[1])
+    computed = bank_sizes(n, size, model.embedding_dim, size // model._patch_grid()[0], CORESET_RATIO)
     queue.put(
         {
             "mode": mode,
@@ -80,6 +86,7 @@ def _measure(mode: str, n: int, size: int, batch_size: int, weights: str, queue)
             "beyond_state_mb": round(peak - state, 1),
             "whole_bank_mb": round(n_patches * model.embedding_dim * 4 / 2**20, 1),
             "projections_mb": round(n_patches * k * 4 / 2**20, 1),
+            "computed_bank_peak_mb": round(computed.peak_bytes / 2**20, 1),  # miad.plan's figure, for comparison
         }
     )
 
@@ -117,20 +124,35 @@ def _spawn(target, *args):  # type: ignore[no-untyped-def]
 
 def paper_scale() -> dict[str, float]:
     """Computed sizes of PatchCore's uncapped run at the paper's scale (Table 7's missing column)."""
-    from miad.methods.patchcore import jl_min_dim
+    from miad.plan.patchcore_bank import bank_sizes, feature_geometry
 
-    n_patches = PAPER_IMAGES * (PAPER_SIZE // PAPER_STRIDE) ** 2
-    k = jl_min_dim(n_patches)
-    return {
-        "n_images": PAPER_IMAGES,
-        "n_patches": n_patches,
-        "projected_dim": k,
-        "whole_bank_gb": n_patches * PAPER_CHANNELS * 4 / 1e9,
-        "projections_gb": n_patches * k * 4 / 1e9,
-        "coreset_size": int(n_patches * PAPER_RATIO),
-        "memory_bank_gb": int(n_patches * PAPER_RATIO) * PAPER_CHANNELS * 4 / 1e9,
-        "coreset_flop": 2.0 * int(n_patches * PAPER_RATIO) * n_patches * k,
-    }
+    channels, stride = feature_geometry(PAPER_BACKBONE, PAPER_LAYERS)
+    return bank_sizes(PAPER_IMAGES, PAPER_SIZE, channels, stride, PAPER_RATIO).as_dict()
+
+
+def _coreset_rate(n_rows: int, k: int, picks: int, queue) -> None:
+    """Greedy k-center's pace on this CPU: projection entries read per second (picks x rows x k / time)."""
+    import torch
+
+    from miad.methods.patchcore import greedy_coreset
+    from miad.numeric_env import pin
+
+    pin(2)
+    generator = torch.Generator().manual_seed(0)
+    projected = torch.randn(n_rows, k, generator=generator)
+    greedy_coreset(projected, 2, generator)  # warm-up
+    start = time.perf_counter()
+    greedy_coreset(projected, picks, generator)
+    seconds = time.perf_counter() - start
+    queue.put(
+        {
+            "rows": n_rows,
+            "projected_dim": k,
+            "picks": picks,
+            "seconds": round(seconds, 3),
+            "elements_per_second": round(picks * n_rows * k / seconds),
+        }
+    )
 
 
 def main() -> None:
@@ -164,6 +186,8 @@ def main() -> None:
     summary = {"size": args.size, "batch_size": args.batch_size, "coreset_ratio": CORESET_RATIO, "runs": runs}
     summary["auroc"] = auroc
     summary["paper_scale"] = paper_scale()
+    summary["coreset_rate"] = _spawn(_coreset_rate, CORESET_RATE_ROWS, CORESET_RATE_DIM, CORESET_RATE_PICKS)
+    print(json.dumps(summary["coreset_rate"]), flush=True)
     write_json_atomic(Path(args.out), summary)
 
 

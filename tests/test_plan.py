@@ -19,6 +19,11 @@ def test_paper_bill_covers_every_stage_with_420_render_shards(repo_copy: Path) -
     assert all(s["core_hours"] > 0 and s["storage_gb"] >= 0 and s["basis"] for s in bill["stages"])
     table = run(["miad", "plan", "--profile", "paper"], repo_copy)
     assert "TOTAL" in table and "train_size" in table and "report" in table
+    # PatchCore uncapped at 10,000 images: 12.3 GB of coreset projections and a 4.8 GB bank, over Slurm's 8 GB
+    uncapped = next(s for s in bill["stages"] if s["stage"] == "train_uncapped@electrical_insulator-1.0")
+    assert uncapped["memory_gb"] > 17 and bill["task_memory_gb"] == 8.0
+    assert "train_uncapped@electrical_insulator-1.0" in bill["over_task_memory"]
+    assert "WARNING" in table and "train_uncapped@electrical_insulator-1.0" in table
 
 
 def test_scaling_rules(tiny_params) -> None:

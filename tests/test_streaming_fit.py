@@ -94,3 +94,24 @@ def test_streamed_patchcore_bank_matches_the_whole_bank(
     assert whole.info == streamed.info
     torch.testing.assert_close(streamed.projection, whole.projection, rtol=0, atol=0)
     torch.testing.assert_close(streamed.memory_bank, whole.memory_bank, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("ratio", "streamed"), [(0.25, False), (0.25, True), (1.0, True)])
+def test_plan_computes_the_bank_a_fit_builds(
+    ratio: float, streamed: bool, configs: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`miad plan` prices PatchCore from computed sizes: they must be the sizes `fit` really builds."""
+    from miad.plan.patchcore_bank import bank_sizes, feature_geometry
+
+    config = replace(configs["patchcore"], coreset_ratio=ratio)
+    if streamed:
+        monkeypatch.setattr(patchcore, "EXACT_BANK_BYTES", 0)
+    model = create_method("patchcore", config, SEED)
+    model.fit(CountingImages(7, seed=9))
+    channels, stride = feature_geometry(config.backbone, tuple(config.layers))
+    sizes = bank_sizes(7, config.image_size, channels, stride, ratio)
+    assert channels == model.embedding_dim
+    assert (sizes.n_patches, sizes.coreset_size) == (model.info["n_patches"], model.info["memory_bank_size"])
+    assert sizes.projected_dim == model.projection.shape[1]
+    assert sizes.memory_bank_bytes == sum(t.numel() * t.element_size() for t in model._state_tensors().values())
+    assert sizes.streamed == (sizes.whole_bank_bytes > patchcore.EXACT_BANK_BYTES)

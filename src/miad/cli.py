@@ -105,15 +105,19 @@ def cmd_repro(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from miad.executors.config import load_executor_config
     from miad.plan import estimate_pipeline
-    from miad.plan.table import render_table, totals
+    from miad.plan.table import over_memory, render_table, totals
 
     params = _params(args)
+    task_memory_gb = load_executor_config(args.params).slurm.mem_gb
     rows = estimate_pipeline(Path.cwd(), params)
     if args.json:
-        print(json.dumps({"profile": params.profile, "total": totals(rows), "stages": [r.as_dict() for r in rows]}))
+        heavy = [r.stage for r in over_memory(rows, task_memory_gb)]
+        bill = {"profile": params.profile, "total": totals(rows), "stages": [r.as_dict() for r in rows]}
+        print(json.dumps({**bill, "task_memory_gb": task_memory_gb, "over_task_memory": heavy}))
     else:
-        print(render_table(rows, params.profile))
+        print(render_table(rows, params.profile, task_memory_gb))
     return 0
 
 

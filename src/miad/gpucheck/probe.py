@@ -27,6 +27,7 @@ def torch_cuda_device() -> str:
     if not torch.cuda.is_available():
         raise GpuCheckError(
             f"torch {torch.__version__} sees no CUDA device (built for CUDA {torch.version.cuda}); "
-            "install the CUDA build of torch (docker/Dockerfile) or check the driver"
+            "install the CUDA build of torch (requirements.lock, or the train image: docker/train.Dockerfile) "
+            "or check the driver"
         )
     return torch.cuda.get_device_name(0)

@@ -2,9 +2,11 @@
 
 Scaling rules (the extrapolations): Cycles time grows with samples per pixel and, between measured resolutions,
 with the pixel count; network time and activations with the input pixel count and the epochs; rendered bytes and
-anomaly maps with the pixel count; PatchCore's memory bank with the training images and pixels. Not priced: the
-paper's larger backbones (wide_resnet50_2 instead of the smoke ones) and any GPU, which no bench here measured:
-GPU stages show their CPU core-hours as the only measured basis.
+anomaly maps with the pixel count. PatchCore's bank is computed for the stage's backbone, input size and image
+count (`miad.plan.patchcore_bank`): its memory, its saved size and its greedy coreset's reads, timed at the
+measured coreset rate. Not priced: the paper's larger backbones' forward passes (wide_resnet50_2 instead of the
+smoke ones) and any GPU, which no bench here measured: GPU stages show their CPU core-hours as the only measured
+basis.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import yaml
 
 from miad.config import Params
+from miad.plan.patchcore_bank import bank_sizes, feature_geometry
 
 COSTS = Path(__file__).with_name("costs.yaml")
 GB = 1e9
@@ -84,11 +87,24 @@ def _train(argv: list[str], params: Params, costs: dict[str, Any]) -> tuple[int,
     rate = unit["rates"][method]
     seconds = images * epochs * scale / rate["train"] + unit["process_seconds"]
     memory = 0.7 + (rate["peak_rss_gb"] - 0.7) * scale
-    model = unit["model_bytes"][method] * (scale * images / 40 if method == "patchcore" else 1.0)
+    model = unit["model_bytes"][method]
     basis = [
         f"training rate measured at {unit['image_size']} px on {unit['device']} ({unit['threads']} threads)",
         f"extrapolated: {images} images x {epochs} epochs x {scale:.1f} (pixels); backbone size not priced",
     ]
+    if method == "patchcore":
+        channels, stride = feature_geometry(config.backbone, tuple(config.layers))
+        bank = bank_sizes(max(1, images), config.image_size, channels, stride, config.coreset_ratio)
+        coreset = costs["patchcore_coreset"]
+        seconds += bank.coreset_elements / coreset["elements_per_second"]
+        memory += bank.peak_bytes / GB
+        model = bank.memory_bank_bytes
+        basis.append(
+            f"bank computed: {bank.n_patches:,} patches x {bank.channels} channels, "
+            f"{'two-pass' if bank.streamed else 'one-piece'}, {bank.peak_bytes / GB:.1f} GB at its peak "
+            f"(GPU memory when trained on a GPU); coreset {bank.coreset_size:,} picks on k = {bank.projected_dim}, "
+            f"timed at the coreset rate measured on {coreset['device']}"
+        )
     return 1, seconds * unit["threads"] / 3600, memory, model / GB, basis
 
 

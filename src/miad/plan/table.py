@@ -19,7 +19,12 @@ def totals(rows: list[Estimate]) -> dict[str, Any]:
     }
 
 
-def render_table(rows: list[Estimate], profile: str) -> str:
+def over_memory(rows: list[Estimate], limit_gb: float) -> list[Estimate]:
+    """Stages whose peak memory per task exceeds `limit_gb` (the memory a Slurm task asks for)."""
+    return [r for r in rows if r.memory_gb > limit_gb]
+
+
+def render_table(rows: list[Estimate], profile: str, task_memory_gb: float | None = None) -> str:
     groups: dict[str, list[Estimate]] = defaultdict(list)
     for row in rows:
         groups[row.group].append(row)
@@ -64,4 +69,12 @@ def render_table(rows: list[Estimate], profile: str) -> str:
         "measurement yet, so their CPU figure is an upper bound. Storage counts the workspace once (the DVC cache "
         "holds a second copy unless it links)."
     )
+    heavy = over_memory(rows, task_memory_gb) if task_memory_gb is not None else []
+    if heavy:
+        names = ", ".join(f"{r.stage} ({r.memory_gb:.1f} GB)" for r in heavy)
+        out.append(
+            f"WARNING: {len(heavy)} stage(s) need more than executor.slurm.mem_gb = {task_memory_gb:g} GB per task: "
+            f"{names}. Raise mem_gb in params.yaml before submitting them to Slurm (on a GPU the bank's share is "
+            "GPU memory, but the saved bank still passes through host memory)."
+        )
     return "\n".join(out)

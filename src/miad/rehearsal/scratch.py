@@ -39,18 +39,24 @@ def scratch_folder(project: Path, requested: Path | None) -> Path:
     return target
 
 
-def copy_project(project: Path, target: Path) -> Path:
-    """Copy the sources (no venv, git, outputs, DVC cache) into `target` and make it a fresh git repository."""
+def copy_sources(project: Path, target: Path, skipped_at_root: set[str] = SKIPPED_AT_ROOT) -> Path:
+    """Copy `project` into `target` without venv, git, caches, DVC's cache and temp files, or `skipped_at_root`."""
 
     def ignore(directory: str, names: list[str]) -> set[str]:
         skip = SKIPPED_NAMES | {n for n in names if n.endswith(".egg-info")}
         if Path(directory) == project:
-            skip |= SKIPPED_AT_ROOT
+            skip |= skipped_at_root
         if Path(directory) == project / ".dvc":
             skip |= set(names) - KEPT_DVC
         return skip & set(names)
 
     shutil.copytree(project, target, ignore=ignore, dirs_exist_ok=True)
+    return target
+
+
+def copy_project(project: Path, target: Path) -> Path:
+    """Copy the sources (no venv, git, outputs, DVC cache) into `target` and make it a fresh git repository."""
+    copy_sources(project, target)
     (target / "imports").mkdir(exist_ok=True)
     readme = project / "imports" / "README.md"
     if readme.is_file():  # the import stage depends on the folder; it holds only its README when rendering

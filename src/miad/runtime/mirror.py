@@ -17,7 +17,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 # The local PEP 503 mirrors of this project's build machines (pip.conf's extra indexes): ROOT/simple/<project>/
@@ -107,17 +107,25 @@ def _handler(mirrors: Sequence[Path], upstream: str | None) -> type[http.server.
 
 
 @contextlib.contextmanager
+def serving(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Run `handler` on 127.0.0.1 (a free port) in a thread; yield the base URL; stop the server on exit."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextlib.contextmanager
 def serve(mirrors: Sequence[Path] = DEFAULT_MIRRORS, upstream: str | None = UPSTREAM) -> Iterator[str | None]:
     """Serve the merged index on 127.0.0.1; yield its URL (…/simple), or None when no mirror folder exists."""
     mirrors = [Path(m) for m in mirrors if (Path(m) / "simple").is_dir()]
     if not mirrors:
         yield None
         return
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(mirrors, upstream))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_handler(mirrors, upstream)) as base:
+        yield f"{base}/simple"
