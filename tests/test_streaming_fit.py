@@ -115,3 +115,24 @@ def test_plan_computes_the_bank_a_fit_builds(
     assert sizes.projected_dim == model.projection.shape[1]
     assert sizes.memory_bank_bytes == sum(t.numel() * t.element_size() for t in model._state_tensors().values())
     assert sizes.streamed == (sizes.whole_bank_bytes > patchcore.EXACT_BANK_BYTES)
+
+
+def _rss_kb(field: str) -> int:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def test_greedy_coreset_holds_no_second_copy_of_the_projections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its memory is the (N, k) input plus O(N): 12.3 GB of projections at paper scale must not need 24.6."""
+    torch.set_num_threads(2)
+    projected = torch.randn(2**19, 128, generator=torch.Generator().manual_seed(0))  # 256 MiB
+    chunks = projected.shape[0] // patchcore.SQ_NORM_CHUNK_ROWS
+    assert chunks >= 4  # the chunked squared norms are what this checks
+    Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
+    start_kb = _rss_kb("VmRSS")
+    chunked = patchcore.greedy_coreset(projected, 8, torch.Generator().manual_seed(1))
+    grown_mb = (_rss_kb("VmHWM") - start_kb) / 1024
+    assert grown_mb < 64, f"greedy_coreset grew RSS by {grown_mb:.0f} MB over a 256 MiB input"
+    # chunking the squared norms changes no bit: one piece gives the same picks
+    monkeypatch.setattr(patchcore, "SQ_NORM_CHUNK_ROWS", projected.shape[0])
+    assert torch.equal(chunked, patchcore.greedy_coreset(projected, 8, torch.Generator().manual_seed(1)))

@@ -11,13 +11,14 @@ entries; the paper scores every method by the max of its anomaly map, and so do 
 enforces it). `num_neighbors` stays in the config for fidelity with anomalib's settings but is unused.
 
 Memory: while the whole float32 bank fits in `EXACT_BANK_BYTES` it is built in one piece (as anomalib).
-Above that (paper scale: 10,000 images x 1024 patches x 1536 channels is ~63 GB) the bank is never
-held: a first pass keeps only the sparse projection of every patch, (N, k) with k ~ 400, on which the
-coreset is chosen (memory O(N x k), not O(N x D)); a second pass over the same batches recomputes the
-embeddings and keeps the chosen rows, in the order chosen. Both passes run the same batches through
-the same deterministic code, so the kept rows are the rows the one-piece path would keep, up to the
-float rounding of projecting chunk by chunk instead of all at once. Coreset selection and the
-nearest-neighbour search run on the method's device (a GPU when there is one); the search is chunked.
+Above that (paper scale: 10,000 images x 784 patches x 1536 channels is 48 GB) the bank is never
+held: a first pass keeps only the sparse projection of every patch, (N, k) with k ~ 390, on which the
+coreset is chosen (memory O(N x k), not O(N x D), and no (N, k) temporary beside it); a second pass
+over the same batches recomputes the embeddings and keeps the chosen rows, in the order chosen. Both
+passes run the same batches through the same deterministic code, so the kept rows are the rows the
+one-piece path would keep, up to the float rounding of projecting chunk by chunk instead of all at
+once. Coreset selection and the nearest-neighbour search run on the method's device (a GPU when there
+is one); the search is chunked.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ PROJECTION_EPS = 0.9  # Johnson-Lindenstrauss eps of anomalib's SparseRandomProj
 CDIST_CHUNK_ELEMENTS = 2**24  # max query x bank distances held at once (64 MiB of float32)
 PROGRESS_MIN_BATCHES = 10  # show a progress bar from this many batches on
 PROGRESS_MIN_CORESET = 5000  # ... and from this many coreset iterations on
+SQ_NORM_CHUNK_ROWS = 2**16  # coreset: squared norms of this many projected rows at a time (no (N, k) temporary)
 EXACT_BANK_BYTES = 2**30  # build the float32 bank in one piece up to this size, else in two streaming passes
 
 
@@ -81,7 +83,7 @@ def greedy_coreset(features: torch.Tensor, size: int, generator: torch.Generator
     As anomalib: the random start only seeds the distances; the first pick is the row farthest from it.
     """
     n = features.shape[0]
-    sq_norms = features.pow(2).sum(dim=1)  # (N,)
+    sq_norms = torch.cat([rows.pow(2).sum(dim=1) for rows in features.split(SQ_NORM_CHUNK_ROWS)])  # (N,)
     min_dist = torch.full((n,), math.inf, device=features.device)
     selected = torch.empty(size, dtype=torch.long, device=features.device)
     idx = torch.randint(n, (1,), generator=generator).to(features.device)  # (1,)
