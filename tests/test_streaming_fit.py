@@ -124,7 +124,6 @@ def _rss_kb(field: str) -> int:
 
 def test_greedy_coreset_holds_no_second_copy_of_the_projections(monkeypatch: pytest.MonkeyPatch) -> None:
     """Its memory is the (N, k) input plus O(N): 12.3 GB of projections at paper scale must not need 24.6."""
-    torch.set_num_threads(2)
     projected = torch.randn(2**19, 128, generator=torch.Generator().manual_seed(0))  # 256 MiB
     chunks = projected.shape[0] // patchcore.SQ_NORM_CHUNK_ROWS
     assert chunks >= 4  # the chunked squared norms are what this checks
