@@ -16,7 +16,7 @@ import yaml
 from tests.conftest import tiny_params_dict
 from tests.dvc_toy import make_toy
 from tests.pipeline_slice import BIN, SCENARIO, TARGETS, prepare_slice, run, slice_outputs
-from tests.slurm_cluster import missing_binaries, slurm_cluster
+from tests.slurm_cluster import slurm_cluster, unusable_reason
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +31,9 @@ SLURM_EXECUTOR = {  # one CPU and 1 GB per task, so the 2-CPU test node runs two
 @pytest.fixture(scope="session")
 def slurm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The environment (SLURM_CONF) of a cluster running for the whole session."""
-    missing = missing_binaries()
-    if missing:
-        pytest.skip(f"Slurm is not installed ({missing} missing): run .ci/slurm-install as root")
+    reason = unusable_reason()
+    if reason:
+        pytest.skip(reason)
     with slurm_cluster(tmp_path_factory.mktemp("slurm")) as env:
         yield env
 
