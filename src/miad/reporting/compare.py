@@ -165,24 +165,36 @@ def read_reference(spec: str, metrics_path: Path) -> tuple[dict, str]:
     """(metrics, description) of a reference: a metrics file, or a git revision's copy of `metrics_path`."""
     if Path(spec).is_file():
         return read_metrics(Path(spec)), spec
-    absolute = metrics_path.resolve()
+    text, described = read_at_revision(spec, metrics_path)
+    try:
+        return json.loads(text), described
+    except ValueError as exc:
+        raise CompareError(f"{described}: not valid JSON: {exc}") from None
+
+
+def read_at_revision(spec: str, path: Path) -> tuple[str, str]:
+    """(text, description) of `path` (a file of this working tree) as git revision `spec` holds it."""
+    absolute = Path(path).resolve()
+    anchor = next(folder for folder in absolute.parents if folder.is_dir())  # the file may be absent here
     top = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"], cwd=absolute.parent, capture_output=True, text=True, check=False
+        ["git", "rev-parse", "--show-toplevel"], cwd=anchor, capture_output=True, text=True, check=False
     )
     if top.returncode != 0:
-        raise CompareError(f"reference {spec!r}: not a file, and {metrics_path} is not inside a git repository")
+        raise CompareError(f"reference {spec!r}: not a file, and {path} is not inside a git repository")
     relative = absolute.relative_to(Path(top.stdout.strip()).resolve()).as_posix()
     shown = subprocess.run(
-        ["git", "show", f"{spec}:{relative}"], cwd=absolute.parent, capture_output=True, text=True, check=False
+        ["git", "show", f"{spec}:{relative}"],
+        cwd=anchor,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
     )
     if shown.returncode != 0:
         raise CompareError(
             f"reference {spec!r}: neither a file nor a git revision holding {relative} ({shown.stderr.strip()})"
         )
-    try:
-        return json.loads(shown.stdout), f"{relative} at git revision {spec}"
-    except ValueError as exc:
-        raise CompareError(f"{relative} at git revision {spec}: not valid JSON: {exc}") from None
+    return shown.stdout, f"{relative} at git revision {spec}"
 
 
 def parse_tolerances(items: list[str] | None) -> dict[str, float]:
