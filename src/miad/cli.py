@@ -348,6 +348,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         compare_metrics,
         format_comparison,
         parse_tolerances,
+        read_confidence,
         read_metrics,
         read_reference,
     )
@@ -356,8 +357,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ours = read_metrics(metrics_path)
     reference, described = read_reference(args.reference or "HEAD", metrics_path)
     tolerances = parse_tolerances(args.tolerance)
-    comparison = compare_metrics(ours, reference, tolerances, exact=args.exact, sources=(args.metrics, described))
-    print(format_comparison(comparison, described, show=args.show))
+    confidence, source = read_confidence(args.confidence, Path(args.params), args.profile)
+    comparison = compare_metrics(
+        ours,
+        reference,
+        tolerances,
+        exact=args.exact,
+        confidence=confidence,
+        alpha=args.alpha,
+        sources=(args.metrics, described),
+    )
+    print(format_comparison(comparison, described, confidence_source=source, show=args.show))
     made_by = provenance_summary(Path(args.runs)) if Path(args.runs).is_dir() else {}
     if made_by:
         print("\nyour runs were made by (provenance sidecars under " + args.runs + "):")
@@ -603,13 +613,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--tolerance",
         action="append",
         metavar="[METRIC=]VALUE",
-        help="absolute tolerance per cell, for every metric or one (repeatable; default: 1e-06)",
+        help="absolute tolerance of the bitwise verdict, for every number or one metric (repeatable; default: 0, "
+        "identical); also judges metric cells that have no interval on either side",
     )
     parsers["compare"].add_argument(
         "--exact",
         action="store_true",
-        help="judge every number, interval bounds included, by the tolerance (same bytes on every machine); "
-        "default: a metric with an interval is reproduced when the reference lies inside it",
+        help="decide by the bitwise verdict: every number, interval bounds included, identical (same bytes on "
+        "every machine); default: the statistical verdict (cells judged against their intervals, the count of "
+        "cells outside tested against the confidence level)",
+    )
+    parsers["compare"].add_argument(
+        "--confidence",
+        type=float,
+        help="confidence level of the intervals in both files (default: the active profile's "
+        "evaluate.confidence in --params, else 0.95)",
+    )
+    parsers["compare"].add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="significance level of the binomial test of the count of cells outside (default: %(default)s)",
     )
     parsers["compare"].add_argument("--runs", default="results/runs", help="where to read your runs' provenance")
     parsers["compare"].add_argument(
