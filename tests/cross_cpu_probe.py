@@ -4,7 +4,8 @@
 the images and masks themselves beside it, OUT.npz):
 - `assets`: every file of the asset library, generated WITHOUT the numeric pin (the asset library promises
   CPU-independent arithmetic whatever the dispatch, as its docstring says);
-- `render`: one defective test image of every scenario with all its factors (Blender/Cycles, 64 px, 4 spp);
+- `render`: test images of every scenario with all its factors (Blender/Cycles; 64 px, 4 spp, one each unless
+  MIAD_PROBE_RENDER says otherwise);
 - `methods`: each method trained a few steps on tiny images and its anomaly maps on two more (torch, timm,
   oneDNN, MKL, OpenCV's augmentations), plus the PatchCore inference at the end.
 Everything but `assets` runs pinned, as every `miad` command does. The test runs this natively and under qemu-user
@@ -41,24 +42,29 @@ def assets() -> dict[str, str]:
 
 
 def render(assets_dir: Path, arrays: Path) -> dict[str, str]:
+    """Test images of every scenario with all its factors (env MIAD_PROBE_RENDER="size,spp,images",
+    default 64 px, 4 spp, 1 image), defect types in turn."""
     import tempfile
 
     import numpy as np
 
     from miad.catalog import SCENARIOS
     from miad.config import RenderConfig
-    from miad.render.plan import SamplePlan
+    from miad.render.plan import GOOD, SamplePlan
     from miad.render.scene import ScenarioRenderer
 
-    cfg = RenderConfig(resolution=IMAGE_SIZE, samples=4, assets_dir=str(assets_dir))
+    size, samples, count = (int(v) for v in os.environ.get("MIAD_PROBE_RENDER", "64,4,1").split(","))
+    cfg = RenderConfig(resolution=size, samples=samples, assets_dir=str(assets_dir))
     out, images = {}, {}
     with tempfile.TemporaryDirectory() as temp:
         for i, (scenario, info) in enumerate(SCENARIOS.items()):
             renderer = ScenarioRenderer(scenario, info.factors, cfg, Path(temp))
-            plan = SamplePlan(index=0, split="test", defect_type=info.defect_types[0], seed=SEED + i)
-            sample = renderer.render(plan)
-            out[f"render/{scenario}"] = _digest(sample.image, sample.mask)
-            images[f"{scenario}/image"], images[f"{scenario}/mask"] = sample.image, sample.mask
+            kinds = [*info.defect_types, GOOD]
+            for k in range(count):
+                plan = SamplePlan(index=k, split="test", defect_type=kinds[k % len(kinds)], seed=SEED + 100 * i + k)
+                sample = renderer.render(plan)
+                out[f"render/{scenario}/{k}"] = _digest(sample.image, sample.mask)
+                images[f"{scenario}/{k}/image"], images[f"{scenario}/{k}/mask"] = sample.image, sample.mask
     np.savez_compressed(arrays, **images)
     return out
 

@@ -15,7 +15,7 @@ from tests.project_copy import REPO
 
 PROBE = Path(__file__).with_name("cross_cpu_probe.py")
 # Renders only: a ray that grazes an edge can hit on one platform and miss on another (see the tests' docstrings)
-MAX_CHANGED_PIXELS = 4  # per 64 x 64 probe render
+MAX_CHANGED_PIXELS = 4  # per probe render (64 x 64 under qemu, 128 x 128 under the other glibc)
 MIN_PSNR_DB = 40.0
 
 
@@ -36,11 +36,12 @@ def differing_digests(ours: Path, theirs: Path) -> list[str]:
     return sorted(k for k in a if a[k] != b[k])
 
 
-def picture_problems(ours: Path, theirs: Path, where: str) -> list[str]:
+def picture_problems(ours: Path, theirs: Path, where: str, exact: tuple[str, ...] = ()) -> list[str]:
     """Renders of two probe runs that are not the same picture: a mask that differs, or an image with more than
-    MAX_CHANGED_PIXELS changed pixels or a PSNR below MIN_PSNR_DB. Empty when all are the same picture."""
+    MAX_CHANGED_PIXELS changed pixels or a PSNR below MIN_PSNR_DB; for the scenarios in `exact`, any changed pixel.
+    Empty when all are the same picture."""
     a, b = np.load(ours.with_suffix(".npz")), np.load(theirs.with_suffix(".npz"))
-    assert sorted(a.files) == sorted(b.files) and len(a.files) == 14
+    assert sorted(a.files) == sorted(b.files) and len(a.files) >= 14
     problems = [
         f"{key}: the mask differs on {where}"
         for key in a.files
@@ -51,7 +52,8 @@ def picture_problems(ours: Path, theirs: Path, where: str) -> list[str]:
         changed = int(np.count_nonzero(diff.max(axis=-1)))
         mse = float(np.mean(diff.astype(np.float64) ** 2))
         psnr = np.inf if mse == 0 else 10 * np.log10(255.0**2 / mse)
-        if changed > MAX_CHANGED_PIXELS or psnr < MIN_PSNR_DB:
+        allowed = 0 if key.split("/")[0] in exact else MAX_CHANGED_PIXELS
+        if changed > allowed or psnr < MIN_PSNR_DB:
             problems.append(
                 f"{key} on {where}: {changed} pixels changed, max |diff| {int(diff.max())}, PSNR {psnr:.1f} dB"
             )

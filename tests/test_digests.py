@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import save_file
 
 from miad.cli import main
@@ -21,6 +22,7 @@ from miad.data.shards import IndexEntry, sha256_bytes, sha256_file, write_shard
 from miad.reporting.digests import (
     DigestError,
     digest_array,
+    locked_outputs,
     machine_summary,
     model_digests,
     parse_renders,
@@ -36,6 +38,7 @@ from miad.reporting.digests_compare import (
     measure_weights,
     pixel_diff,
 )
+from tests.project_copy import REPO
 
 SIZE = 16
 DATASET = "main/electrical_insulator"
@@ -390,3 +393,31 @@ def test_help_explains_digests(capsys):
             main(argv)
     out = capsys.readouterr().out
     assert "--renders" in out and "--against DIR" in out and "Exit status" in out and "machine.json" in out
+
+
+def test_the_committed_reference_describes_the_committed_outputs():
+    """results/reference was recorded from the renders and models dvc.lock records: a pipeline rerun committed
+    without `miad reference record` fails here."""
+    summary = json.loads((REPO / "results" / "reference" / "machine.json").read_text(encoding="utf-8"))
+    locked = locked_outputs(REPO)
+    assert locked and any(path.startswith("renders/") for path in locked)
+    stale = sorted(p for p in locked.keys() | summary["dvc_lock"].keys() if summary["dvc_lock"].get(p) != locked.get(p))
+    assert stale == [], f"results/reference is stale for {stale[:5]}: run `miad reference record` and commit it"
+
+
+def test_record_keeps_the_dvc_hashes_of_what_it_digested(reference: Path, tmp_path: Path):
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "render": {"cmd": "x", "outs": [{"path": f"renders/{DATASET}", "md5": "ab12.dir"}]},
+            "report": {"cmd": "y", "outs": [{"path": "results/metrics.json", "md5": "cd34"}]},
+        },
+    }
+    (reference / "dvc.lock").write_text(yaml.safe_dump(lock), encoding="utf-8")
+    out = tmp_path / "out"
+    record(reference, out)
+    assert json.loads((out / "machine.json").read_text())["dvc_lock"] == {f"renders/{DATASET}": "ab12.dir"}
+    (reference / "dvc.lock").write_text("stages: [", encoding="utf-8")
+    with pytest.raises(DigestError, match=r"dvc\.lock"):
+        record(reference, tmp_path / "other")
+    assert not (tmp_path / "other").exists()

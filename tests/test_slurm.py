@@ -55,7 +55,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def test_pipeline_slice_through_slurm_matches_the_local_run(
-    native_slice: Path, slurm_env: dict[str, str], tmp_path: Path
+    slurm_env: dict[str, str], native_slice: Path, tmp_path: Path
 ) -> None:
     repo = prepare_slice(tmp_path / "repo")
     _with_executor(repo, SLURM_EXECUTOR)
@@ -92,7 +92,7 @@ def _dataset_tree(repo: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("retries", [0, 1])
 def test_cancelled_render_task_is_retried_or_named_and_the_tree_is_identical(
-    native_slice: Path, slurm_env: dict[str, str], tmp_path: Path, retries: int
+    slurm_env: dict[str, str], native_slice: Path, tmp_path: Path, retries: int
 ) -> None:
     """retries 0: the command fails naming the cancelled shard, a rerun completes it; retries 1: the same command
     resubmits the task and succeeds. Either way the dataset equals the local run's, byte for byte."""

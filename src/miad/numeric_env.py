@@ -15,7 +15,7 @@ MKL needs two things beyond the cap (measured with MKL_VERBOSE and under qemu-us
   asked, and CNR holds only for a constant count; `OMP_DYNAMIC` likewise for the OpenMP teams of ATen and oneDNN.
 Even on the COMPATIBLE branch, MKL's vector sqrt, acos, asin and atan (which `torch.sqrt` etc. call on CPU) use
 the CPU's approximate reciprocal instructions, whose bits differ by vendor: the methods avoid them
-(`miad.methods.base.portable_sqrt`, fused Adam).
+(`miad.methods.portable`: NumPy's sqrt, fused Adam).
 
 A knob that the environment already sets *lower* than the cap is kept (that is how a test emulates an older
 CPU on this one); one set higher is lowered. `describe` reports what the loaded libraries actually use; it is

@@ -5,8 +5,10 @@
   decoded image and of the decoded mask;
 - models.tsv: one row per tensor of every checkpoint under models/ and models_size/: the checkpoint folder,
   the tensor's name and its digest;
-- machine.json: the environments that made those outputs (from their provenance sidecars, with counts) and the
-  machine that recorded the digests. Informational: never compared bit for bit.
+- machine.json: the environments that made those outputs (from their provenance sidecars, with counts), the
+  machine that recorded the digests (informational: never compared bit for bit) and, under `dvc_lock`, the DVC
+  hash dvc.lock held for each render and model folder when they were recorded: a test checks them against the
+  committed dvc.lock, so a pipeline rerun committed without `miad reference record` is caught.
 
 A digest is the first 16 hex characters (64 bits) of a sha256 over an array's dtype, shape and bytes. Pixels are
 hashed after decoding, so a PNG written with another zlib or compression level keeps its digest; only other pixels
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from miad.atomic import write_json_atomic, write_text_atomic
@@ -336,9 +339,23 @@ def environments(workspace: Path) -> dict[str, Any]:
     }
 
 
+def locked_outputs(workspace: Path) -> dict[str, str]:
+    """{output folder: DVC hash} from the workspace's dvc.lock, for the folders under renders/ and MODEL_ROOTS
+    (what the digests describe); empty without a dvc.lock."""
+    lock = Path(workspace) / "dvc.lock"
+    if not lock.is_file():
+        return {}
+    try:
+        stages = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]
+        outs = [out for stage in stages.values() for out in stage.get("outs", [])]
+        return {out["path"]: out["md5"] for out in outs if out["path"].split("/")[0] in ("renders", *MODEL_ROOTS)}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as error:
+        raise DigestError(f"{lock}: not a readable dvc.lock ({error})") from error
+
+
 def machine_summary(workspace: Path) -> dict[str, Any]:
-    """machine.json: `environments` plus the machine recording it (`numeric_env.describe()`)."""
-    return {**environments(workspace), "recorded_by": describe()}
+    """machine.json: `environments`, the machine recording it (`numeric_env.describe()`) and `dvc_lock`."""
+    return {**environments(workspace), "recorded_by": describe(), "dvc_lock": locked_outputs(workspace)}
 
 
 def record(workspace: Path, out: Path, *, progress: bool = False) -> dict[str, int]:
