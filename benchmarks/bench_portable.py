@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import statistics
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from fresh_process import in_fresh_process  # noqa: E402
 from miad.atomic import write_json_atomic  # noqa: E402
 
 GEMM_SHAPES = {  # (m, k, n): what one call multiplies
@@ -83,16 +83,6 @@ def _adam_and_search(threads: int, repeats: int, queue) -> None:
     queue.put(out)
 
 
-def _in_process(target, *args) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
@@ -100,8 +90,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     median = statistics.median
-    gemm = {branch: _in_process(_gemms, branch, args.threads, args.repeats) for branch in ("COMPATIBLE", "AUTO")}
-    steps = _in_process(_adam_and_search, args.threads, args.repeats)
+    gemm = {branch: in_fresh_process(_gemms, branch, args.threads, args.repeats) for branch in ("COMPATIBLE", "AUTO")}
+    steps = in_fresh_process(_adam_and_search, args.threads, args.repeats)
     summary = {
         "gemm_compatible_over_auto": {k: median(gemm["COMPATIBLE"][k]) / median(gemm["AUTO"][k]) for k in GEMM_SHAPES},
         "adam_fused_over_foreach": median(steps["adam_fused"]) / median(steps["adam_foreach"]),
