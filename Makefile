@@ -56,6 +56,7 @@ bench: setup  ## benchmarks -> results/bench/*.json
 	$(BIN)/python benchmarks/bench_metrics.py --out results/bench/metrics.json
 	$(BIN)/python benchmarks/bench_bootstrap.py --out results/bench/bootstrap.json
 	$(BIN)/python benchmarks/bench_methods.py --out results/bench/methods.json
+	$(BIN)/python benchmarks/bench_portable.py --out results/bench/portable.json
 	$(BIN)/python benchmarks/bench_render.py --out results/bench/render.json
 	$(BIN)/python benchmarks/bench_pipeline.py --out results/bench/pipeline.json
 	$(BIN)/python benchmarks/bench_fanout.py --out results/bench/fanout.json

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import sys
 import time
 from dataclasses import replace
@@ -27,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from fresh_process import in_fresh_process  # noqa: E402
 from miad.atomic import write_json_atomic  # noqa: E402
 
 BENCH_CORESET_RATIO = 0.01
@@ -124,20 +124,13 @@ def main() -> None:
     from miad.method_catalog import TRAINABLE
     from miad.methods.draem_augment import write_demo_textures
 
-    context = mp.get_context("spawn")
     results = []
     with tempfile.TemporaryDirectory() as temp:
         textures = str(write_demo_textures(Path(temp)))
         for method in args.methods or sorted(TRAINABLE):
             for mode in args.modes:
                 for n in args.sizes:
-                    queue = context.Queue()
-                    proc = context.Process(
-                        target=_measure, args=(method, args.params, n, args.size, mode, textures, queue)
-                    )
-                    proc.start()
-                    result = queue.get()
-                    proc.join()
+                    result = in_fresh_process(_measure, method, args.params, n, args.size, mode, textures)
                     print(json.dumps(result), flush=True)
                     results.append(result)
     summary = {"size": args.size, "epochs": 1, "patchcore_coreset_ratio": BENCH_CORESET_RATIO, "runs": results}

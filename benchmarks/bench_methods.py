@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import resource
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from fresh_process import in_fresh_process  # noqa: E402
 from miad.atomic import write_json_atomic  # noqa: E402
 
 
@@ -91,20 +91,14 @@ def main() -> None:
     args = parser.parse_args()
     from miad.method_catalog import TRAINABLE
 
-    context = mp.get_context("spawn")
     results, ratios = [], {}
     modes = {"both": (True, False), "pinned": (True,), "native": (False,)}[args.dispatch]
     for method in args.methods or sorted(TRAINABLE):
         timed = {}
         for pinned in modes:
-            queue = context.Queue()
-            proc = context.Process(
-                target=_measure,
-                args=(method, args.params, args.profile, args.train_images, args.test_images, args.size, pinned, queue),
+            result = in_fresh_process(
+                _measure, method, args.params, args.profile, args.train_images, args.test_images, args.size, pinned
             )
-            proc.start()
-            result = queue.get()
-            proc.join()
             print(json.dumps(result), flush=True)
             results.append(result)
             timed[result["dispatch"]] = result

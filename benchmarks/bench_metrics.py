@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -100,7 +100,7 @@ def make_case(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
 
 
 # ------------------------------------------------------------------------------------------------ measurement
-def _worker(which: str, data_dir: str, fpr_limit: float, repeats: int, queue: mp.Queue) -> None:
+def _worker(which: str, data_dir: str, fpr_limit: float, repeats: int, queue: Any) -> None:
     """Load the inputs, then time `repeats` calls of one implementation; report value, best time, peak growth."""
     if str(_SRC) not in sys.path:
         sys.path.insert(0, str(_SRC))
@@ -121,15 +121,9 @@ def _worker(which: str, data_dir: str, fpr_limit: float, repeats: int, queue: mp
 
 def _measure(which: str, data_dir: str, fpr_limit: float, repeats: int) -> dict[str, float]:
     """Run `_worker` in a fresh spawned process and return its report."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(which, data_dir, fpr_limit, repeats, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    if proc.exitcode != 0:
-        raise RuntimeError(f"{which} worker exited with code {proc.exitcode}")
-    return result
+    from fresh_process import in_fresh_process  # benchmarks/ is the script's folder; tests import only the rest
+
+    return in_fresh_process(_worker, which, data_dir, fpr_limit, repeats)
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_fit_memory import SyntheticImages, _status_kb  # noqa: E402
+from fresh_process import in_fresh_process  # noqa: E402
 from miad.atomic import write_json_atomic  # noqa: E402
 
 CORESET_RATIO = 0.01
@@ -112,16 +112,6 @@ def _auroc(mode: str, n_train: int, n_test: int, size: int, queue) -> None:
     queue.put({"mode": mode, "image_auroc": float(roc_auc_score(labels, scores)), "bank": model.memory_bank.numpy()})
 
 
-def _spawn(target, *args):  # type: ignore[no-untyped-def]
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    proc = context.Process(target=target, args=(*args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
-
-
 def paper_scale() -> dict[str, float]:
     """Computed sizes of PatchCore's uncapped run at the paper's scale (Table 7's missing column)."""
     from miad.plan.patchcore_bank import bank_sizes, feature_geometry
@@ -169,9 +159,9 @@ def main() -> None:
         weights = str(write_random_weights("wide_resnet50_2", Path(temp) / "wide_resnet50_2.safetensors", 0))
         for mode in ("exact", "streamed"):
             for n in args.sizes:
-                runs.append(_spawn(_measure, mode, n, args.size, args.batch_size, weights))
+                runs.append(in_fresh_process(_measure, mode, n, args.size, args.batch_size, weights))
                 print(json.dumps(runs[-1]), flush=True)
-    aurocs = {mode: _spawn(_auroc, mode, 40, 20, args.size) for mode in ("exact", "streamed")}
+    aurocs = {mode: in_fresh_process(_auroc, mode, 40, 20, args.size) for mode in ("exact", "streamed")}
     import numpy as np
 
     delta = abs(aurocs["exact"]["image_auroc"] - aurocs["streamed"]["image_auroc"])
@@ -186,7 +176,7 @@ def main() -> None:
     summary = {"size": args.size, "batch_size": args.batch_size, "coreset_ratio": CORESET_RATIO, "runs": runs}
     summary["auroc"] = auroc
     summary["paper_scale"] = paper_scale()
-    summary["coreset_rate"] = _spawn(_coreset_rate, CORESET_RATE_ROWS, CORESET_RATE_DIM, CORESET_RATE_PICKS)
+    summary["coreset_rate"] = in_fresh_process(_coreset_rate, CORESET_RATE_ROWS, CORESET_RATE_DIM, CORESET_RATE_PICKS)
     print(json.dumps(summary["coreset_rate"]), flush=True)
     write_json_atomic(Path(args.out), summary)
 

@@ -24,6 +24,18 @@ def missing_binaries() -> list[str]:
     return [name for name in DAEMONS if shutil.which(name) is None and not Path("/usr/sbin", name).exists()]
 
 
+def unusable_reason() -> str | None:
+    """Why this machine cannot start the test cluster (a message for pytest.skip), or None when it can."""
+    missing = missing_binaries()
+    if missing:
+        return f"Slurm is not installed ({missing} missing): run .ci/slurm-install as root"
+    if os.geteuid() != 0:
+        return "the one-node test cluster runs slurmctld and slurmd as root (SlurmUser=root): run the tests as root"
+    if not os.access(MUNGE_KEY, os.R_OK):
+        return f"munged cannot read its key {MUNGE_KEY}: run .ci/slurm-install as root"
+    return None
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

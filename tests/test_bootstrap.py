@@ -7,18 +7,21 @@ import hashlib
 import os
 import subprocess
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
 from scipy.stats import binom
 
-from miad import metrics
+from miad import bootstrap, metrics
 from miad.bootstrap import (
     Bootstrap,
     aupro_replicates,
     auroc_replicates,
     grid_aupro,
+    grid_pixel_auroc,
     interval,
+    pixel_auroc_replicates,
     recall_replicates,
 )
 
@@ -59,6 +62,7 @@ def test_perfect_separation_gives_one_one():
     assert interval(auroc_replicates(scores, LABELS, boot)) == (1.0, 1.0)
     assert interval(recall_replicates(scores, LABELS, boot, 0.01)) == (1.0, 1.0)
     assert interval(aupro_replicates(maps, masks, boot, 0.3)[0]) == (1.0, 1.0)
+    assert interval(pixel_auroc_replicates(maps, masks, boot)[0]) == (1.0, 1.0)
 
 
 def test_a_binomial_case_matches_the_binomial_quantiles():
@@ -109,17 +113,23 @@ def test_bad_inputs_are_named():
         auroc_replicates(np.full(40, np.nan), LABELS, boot)
     with pytest.raises(ValueError, match="of one shape"):
         aupro_replicates(np.zeros((40, 4, 4)), np.zeros((40, 4, 5)), boot, 0.3)
+    _, maps, masks = noisy_case()
+    maps[3, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="map 3 contains NaN"):
+        pixel_auroc_replicates(maps, masks, boot)
+    with pytest.raises(ValueError, match="both anomalous and normal"):
+        pixel_auroc_replicates(maps, np.zeros(maps.shape, dtype=bool), boot)
 
 
 DIGEST_SCRIPT = """
 import hashlib, sys
 sys.path.insert(0, {tests!r})
 from test_bootstrap import LABELS, noisy_case
-from miad.bootstrap import Bootstrap, aupro_replicates, auroc_replicates, recall_replicates
+from miad.bootstrap import Bootstrap, aupro_replicates, auroc_replicates, pixel_auroc_replicates, recall_replicates
 scores, maps, masks = noisy_case()
 boot = Bootstrap.draw(LABELS, 700, seed=9)
 parts = [auroc_replicates(scores, LABELS, boot), recall_replicates(scores, LABELS, boot, 0.05),
-         aupro_replicates(maps, masks, boot, 0.3)[0]]
+         aupro_replicates(maps, masks, boot, 0.3)[0], pixel_auroc_replicates(maps, masks, boot)[0]]
 print(hashlib.sha256(b"".join(p.tobytes() for p in parts)).hexdigest())
 """
 
@@ -151,6 +161,99 @@ def test_the_same_bits_on_a_rerun_and_under_other_cpu_dispatch():
         auroc_replicates(scores, LABELS, boot),
         recall_replicates(scores, LABELS, boot, 0.05),
         aupro_replicates(maps, masks, boot, 0.3)[0],
+        pixel_auroc_replicates(maps, masks, boot)[0],
     ]
     digests["in-process"] = hashlib.sha256(b"".join(p.tobytes() for p in here)).hexdigest()
     assert len(set(digests.values())) == 1, digests
+
+
+# ------------------------------------------------------------------------------------------------ pixel AUROC
+def box_bound(maps: np.ndarray, masks: np.ndarray, drawn: np.ndarray) -> float:
+    """Half the summed area of the boxes between consecutive grid points of one resample's ROC: how far the grid's
+    trapezoid can lie from the exact AUROC (the exact curve runs inside those boxes)."""
+    counts = bootstrap._roc_counts(maps, masks, bootstrap._roc_grid(maps, masks))
+    held = drawn[counts.holders]
+    fp = np.r_[0.0, drawn @ counts.normal_hits, drawn @ counts.normal]
+    tp = np.r_[0.0, held @ counts.anomalous_hits, held @ counts.anomalous]
+    return float(np.sum(np.diff(fp) * np.diff(tp)) / (2.0 * fp[-1] * tp[-1]))
+
+
+def test_pixel_auroc_replicates_are_the_metric_of_the_resampled_images_within_the_grid_error():
+    _, maps, masks = noisy_case()
+    boot = Bootstrap.draw(LABELS, 300, seed=5)
+    replicates, full = pixel_auroc_replicates(maps, masks, boot)
+    assert bootstrap._roc_grid(maps, masks).size > 500  # 41,000 distinct scores: a real grid, not every score
+    errors = []
+    for b in (0, 1, 2, 3, 77, 150, 151, 298, 299):
+        idx = boot.indices[b]
+        exact = metrics.pixel_auroc(maps[idx], masks[idx])  # brute force: the metric of the resampled images
+        bound = box_bound(maps, masks, np.bincount(idx, minlength=LABELS.size).astype(np.float64))
+        assert abs(replicates[b] - exact) <= bound + 1e-15 and bound < 1e-3  # within the boxes, as documented
+        errors.append(abs(replicates[b] - exact))
+    assert 0 < max(errors) < 5e-4  # the docstring's order of magnitude at this size (noise: a std of 0.02)
+    assert abs(full - metrics.pixel_auroc(maps, masks)) < 5e-4 and grid_pixel_auroc(maps, masks) == full
+    low, high = interval(replicates)
+    assert low < metrics.pixel_auroc(maps, masks) < high and 0.02 < high - low < 0.2
+
+
+def test_pixel_auroc_replicates_are_exact_where_the_grid_holds_every_score():
+    _, maps, masks = noisy_case()
+    maps = np.round(maps * 8) / 8  # 13 distinct scores, many ties across the classes (counted 1/2)
+    boot = Bootstrap.draw(LABELS, 200, seed=6)
+    replicates, full = pixel_auroc_replicates(maps, masks, boot)
+    for b in range(0, 200, 9):
+        idx = boot.indices[b]
+        assert replicates[b] == metrics.pixel_auroc(maps[idx], masks[idx])  # bit for bit
+    assert full == metrics.pixel_auroc(maps, masks)
+
+
+def test_pixel_auroc_replicates_have_the_same_bits_on_a_rerun_and_in_any_chunking(monkeypatch):
+    _, maps, masks = noisy_case(seed=2)
+    boot = Bootstrap.draw(LABELS, 300, seed=8)
+    first, full = pixel_auroc_replicates(maps, masks, boot)
+    again, full_again = pixel_auroc_replicates(maps.copy(), masks.copy(), boot)
+    assert first.tobytes() == again.tobytes() and full == full_again
+    monkeypatch.setattr(bootstrap, "CHUNK", 7)  # resamples in blocks of 7 instead of 128
+    assert sum(1 for _ in boot.chunks()) == 43
+    assert pixel_auroc_replicates(maps, masks, boot)[0].tobytes() == first.tobytes()
+    rows = pixel_auroc_replicates(maps, masks, Bootstrap(boot.indices[[5, 250]]))[0]  # a resample alone
+    assert rows.tobytes() == first[[5, 250]].tobytes()
+
+
+def test_pixel_auroc_bootstrap_keeps_per_image_tables_not_per_pixel_arrays():
+    n, size, resamples = 64, 96, 2000  # one (resamples x pixels) float64 array would take 9.4 GB
+    rng = np.random.default_rng(4)
+    maps = rng.random((n, size, size), dtype=np.float32)
+    masks = np.zeros(maps.shape, dtype=bool)
+    masks[1::2, 30:50, 40:60] = True
+    maps[masks] += 0.3
+    labels = np.arange(n) % 2
+    boot = Bootstrap.draw(labels, resamples, seed=1)
+    thresholds = bootstrap._roc_grid(maps, masks)
+    counts = bootstrap._roc_counts(maps, masks, thresholds)
+    assert thresholds.size <= 2 * bootstrap.ROC_GRID_POINTS  # 590,000 distinct scores, at most 1000 thresholds
+    assert counts.normal_hits.shape == (n, thresholds.size) and counts.anomalous_hits.shape == (n // 2, thresholds.size)
+    tracemalloc.start()
+    try:
+        replicates, _ = pixel_auroc_replicates(maps, masks, boot)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert replicates.shape == (resamples,)
+    assert peak < 4 * maps.nbytes  # 2.4 MB of maps: a sorted sample, tables and one chunk's products, no more
+
+
+def test_every_reported_metric_gets_an_interval():
+    from miad.config import load_params
+    from miad.stages.evaluate import compute_intervals, compute_metrics
+    from tests.project_copy import REPO
+
+    params = load_params(REPO / "params.yaml", "smoke")
+    scores, maps, masks = noisy_case()
+    reported = compute_metrics(params, scores, LABELS, maps, masks)
+    boot = compute_intervals(params, 3, scores, LABELS, maps, masks)
+    assert set(boot["intervals"]) == set(boot["replicates"]) == set(reported)
+    assert len(boot["replicates"]["pixel_auroc"]) == params.active.evaluate.bootstrap_resamples
+    assert boot["pixel_auroc_grid_value"] == pytest.approx(reported["pixel_auroc"], abs=5e-4)
+    low, high = boot["intervals"]["pixel_auroc"]
+    assert low < reported["pixel_auroc"] < high

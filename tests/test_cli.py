@@ -16,6 +16,7 @@ COMMANDS = [
     "stats",
     "report",
     "compare",
+    "reference",
     "profile",
     "params",
 ]

@@ -70,6 +70,11 @@ def test_fidelity_of_a_faithful_and_of_a_noisy_table(tmp_path):
     assert fidelity(noisy_table, "image_auroc", 2, title="t").rho_interval != noisy.rho_interval
     numbers = noisy.metrics()
     assert numbers["cells"] == 42 and numbers["spearman_rho_ci_low"] == low
+    diff_low, diff_high = noisy.mean_abs_diff_interval
+    assert diff_low < noisy.mean_abs_diff < diff_high and diff_high - diff_low < 0.15
+    assert (numbers["mean_abs_diff_ci_low"], numbers["mean_abs_diff_ci_high"]) == (diff_low, diff_high)
+    assert again.mean_abs_diff_interval == noisy.mean_abs_diff_interval
+    assert 0.0 < faithful.mean_abs_diff_interval[0] < faithful.mean_abs_diff_interval[1] < 0.06  # noise raises |d|
     fidelity_plot([faithful, noisy], tmp_path / "fidelity.png")
     assert (tmp_path / "fidelity.png").stat().st_size > 10_000
 

@@ -22,12 +22,16 @@ def test_pinned_values_cap_at_avx2_and_keep_lower_settings():
     values = numeric_env.pinned_values(3, {})
     assert values["OMP_NUM_THREADS"] == values["MKL_NUM_THREADS"] == values["OPENBLAS_NUM_THREADS"] == "3"
     assert values["ATEN_CPU_CAPABILITY"] == "avx2" and values["ONEDNN_MAX_CPU_ISA"] == "AVX2"
-    assert values["MKL_CBWR"] == "AVX2" and values["OPENCV_IPP"] == "disabled"
+    assert values["MKL_CBWR"] == "COMPATIBLE" and values["OPENCV_IPP"] == "disabled"
+    assert values["MKL_DYNAMIC"] == values["OMP_DYNAMIC"] == "FALSE"
     assert set(values["NPY_DISABLE_CPU_FEATURES"].split()) == set(numeric_env.NUMPY_ABOVE_AVX2)
-    higher = {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AUTO"}
+    higher = {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AVX2"}
     assert numeric_env.pinned_values(1, higher)["ATEN_CPU_CAPABILITY"] == "avx2"
     assert numeric_env.pinned_values(1, higher)["ONEDNN_MAX_CPU_ISA"] == "AVX2"
-    assert numeric_env.pinned_values(1, higher)["MKL_CBWR"] == "AVX2"
+    assert numeric_env.pinned_values(1, higher)["MKL_CBWR"] == "COMPATIBLE"  # AVX2 would be Intel's branch only
+    dynamic = {"MKL_DYNAMIC": "TRUE", "OMP_DYNAMIC": "true"}
+    assert numeric_env.pinned_values(1, dynamic)["MKL_DYNAMIC"] == numeric_env.pinned_values(1, dynamic)["OMP_DYNAMIC"]
+    assert numeric_env.pinned_values(1, dynamic)["MKL_DYNAMIC"] == "FALSE"
     lower = {
         "ATEN_CPU_CAPABILITY": "default",
         "ONEDNN_MAX_CPU_ISA": "AVX",
@@ -83,6 +87,25 @@ def test_pin_before_load_caps_what_the_libraries_use():
         assert "AVX512F" in native["libraries"]["numpy"]["dispatch"]
 
 
+MKL_MODE = (
+    "from miad import numeric_env; numeric_env.pin(2); import torch; numeric_env.apply_thread_count(); "
+    "a = torch.ones(64, 64); a @ a"
+)
+
+
+@pytest.mark.slow
+def test_mkl_runs_the_compatible_branch_with_a_fixed_thread_count():
+    """MKL's own report (MKL_VERBOSE) of a GEMM in a pinned process: the COMPATIBLE branch, the one every x86 vendor
+    runs (MKL ignores `MKL_CBWR=AVX2` on AMD and reports `CNR:AUTO`), no dynamic threads, the pinned count."""
+    clean = {k: v for k, v in os.environ.items() if k not in numeric_env.KNOBS}
+    proc = subprocess.run(
+        [sys.executable, "-c", MKL_MODE], env={**clean, "MKL_VERBOSE": "1"}, capture_output=True, text=True, check=True
+    )
+    gemm = [line for line in proc.stdout.splitlines() if "SGEMM" in line]
+    assert gemm, proc.stdout + proc.stderr
+    assert "CNR:COMPATIBLE" in gemm[0] and "Dyn:0" in gemm[0] and "NThr:2" in gemm[0], gemm[0]
+
+
 def test_provenance_sidecars_sit_beside_outputs_and_append(tmp_path: Path):
     folder = tmp_path / "models" / "rd"
     folder.mkdir(parents=True)
@@ -94,6 +117,7 @@ def test_provenance_sidecars_sit_beside_outputs_and_append(tmp_path: Path):
     runs = json.loads((folder / "provenance.json").read_text())["runs"]
     assert [run["command"][1] for run in runs] == ["train", "render"]
     assert runs[0]["cpu"]["model"] and runs[0]["libraries"]["miad"]
+    assert runs[0]["libc"].startswith("glibc 2.")  # the C library's maths differ between releases
     numeric_env.write_provenance(folder, command=["miad", "train"])  # not appending: one run
     assert len(json.loads((folder / "provenance.json").read_text())["runs"]) == 1
     summary = numeric_env.provenance_summary(tmp_path)

@@ -16,7 +16,7 @@ import yaml
 from tests.conftest import tiny_params_dict
 from tests.dvc_toy import make_toy
 from tests.pipeline_slice import BIN, SCENARIO, TARGETS, prepare_slice, run, slice_outputs
-from tests.slurm_cluster import missing_binaries, slurm_cluster
+from tests.slurm_cluster import slurm_cluster, unusable_reason
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +31,9 @@ SLURM_EXECUTOR = {  # one CPU and 1 GB per task, so the 2-CPU test node runs two
 @pytest.fixture(scope="session")
 def slurm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The environment (SLURM_CONF) of a cluster running for the whole session."""
-    missing = missing_binaries()
-    if missing:
-        pytest.skip(f"Slurm is not installed ({missing} missing): run .ci/slurm-install as root")
+    reason = unusable_reason()
+    if reason:
+        pytest.skip(reason)
     with slurm_cluster(tmp_path_factory.mktemp("slurm")) as env:
         yield env
 
@@ -55,7 +55,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def test_pipeline_slice_through_slurm_matches_the_local_run(
-    native_slice: Path, slurm_env: dict[str, str], tmp_path: Path
+    slurm_env: dict[str, str], native_slice: Path, tmp_path: Path
 ) -> None:
     repo = prepare_slice(tmp_path / "repo")
     _with_executor(repo, SLURM_EXECUTOR)
@@ -92,7 +92,7 @@ def _dataset_tree(repo: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("retries", [0, 1])
 def test_cancelled_render_task_is_retried_or_named_and_the_tree_is_identical(
-    native_slice: Path, slurm_env: dict[str, str], tmp_path: Path, retries: int
+    slurm_env: dict[str, str], native_slice: Path, tmp_path: Path, retries: int
 ) -> None:
     """retries 0: the command fails naming the cancelled shard, a rerun completes it; retries 1: the same command
     resubmits the task and succeeds. Either way the dataset equals the local run's, byte for byte."""

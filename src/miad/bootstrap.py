@@ -11,9 +11,10 @@ counts (the AUROC as a Mann-Whitney count with ties 1/2, one division at the end
 `miad.metrics` gives on the resampled images. AUPRO is read off a fixed grid of thresholds (quantiles of the
 normal pixels' scores, up to twice the FPR limit): per image the normal pixels and per defect region the overlap
 at or above each threshold are counted once, and a resample only re-weights those counts. The grid makes a
-replicate differ from the exact AUPRO by about 1e-3 (`grid_aupro` shows it for the full set). Sums that mix
-resamples go through matrix products of integer-valued float64 (exact in any summation order), so the intervals
-have the same bits on every CPU.
+replicate differ from the exact AUPRO by about 1e-3 (`grid_aupro` shows it for the full set). Pixel AUROC is read
+off a grid the same way (order statistics of each class's pixel scores; `grid_pixel_auroc`), its trapezoid summed in
+int64. Sums that mix resamples go through matrix products of integer-valued float64 (exact in any summation order),
+so the intervals have the same bits on every CPU.
 """
 
 from __future__ import annotations
@@ -24,13 +25,24 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Bootstrap", "aupro_replicates", "auroc_replicates", "grid_aupro", "interval", "recall_replicates"]
+__all__ = [
+    "Bootstrap",
+    "aupro_replicates",
+    "auroc_replicates",
+    "grid_aupro",
+    "grid_pixel_auroc",
+    "interval",
+    "pixel_auroc_replicates",
+    "recall_replicates",
+]
 
 DEFAULT_RESAMPLES = 2000
 CHUNK = 128  # resamples per vectorised block: bounds the (resamples x distinct scores) temporaries
 GRID_POINTS = 1000  # thresholds of the AUPRO grid, spread evenly in FPR over [0, 2 * limit], and one above all
 GRID_SAMPLE = 1 << 22  # normal pixels sampled (fixed seed) to place the grid's thresholds
 PRO_SCALE = float(1 << 30)  # per-image PRO sums become integers in units of 2**-30: exact matrix products
+ROC_GRID_POINTS = 500  # pixel-AUROC thresholds per class: order statistics of the normal and the anomalous sample
+MAX_PIXELS = 1 << 32  # pixel AUROC in int64: 2 * normal * anomalous <= pixels**2 / 2 must stay below 2**63
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
@@ -215,15 +227,23 @@ def _grid_curves(counts: _PixelCounts, drawn: np.ndarray) -> tuple[np.ndarray, n
     return fpr, pro
 
 
-def aupro_replicates(
-    maps: np.ndarray, masks: np.ndarray, boot: Bootstrap, fpr_limit: float
-) -> tuple[np.ndarray, float]:
-    """AUPRO@fpr_limit of every resample on the threshold grid, and the grid's AUPRO of the full split."""
-    maps, masks = np.asarray(maps), np.asarray(masks) > 0
+def _pixel_inputs(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(maps, boolean masks) checked: (N, H, W) of one shape, pixels of both classes; boolean masks are not copied
+    (at 2,500 + 2,500 maps of 256 x 256 a copy is 330 MB)."""
+    maps, masks = np.asarray(maps), np.asarray(masks)
+    masks = masks if masks.dtype == np.bool_ else masks > 0
     if maps.shape != masks.shape or maps.ndim != 3:
         raise ValueError(f"anomaly maps and masks must be (N, H, W) of one shape, got {maps.shape} and {masks.shape}")
     if not masks.any() or masks.all():
         raise ValueError("masks need both anomalous and normal pixels")
+    return maps, masks
+
+
+def aupro_replicates(
+    maps: np.ndarray, masks: np.ndarray, boot: Bootstrap, fpr_limit: float
+) -> tuple[np.ndarray, float]:
+    """AUPRO@fpr_limit of every resample on the threshold grid, and the grid's AUPRO of the full split."""
+    maps, masks = _pixel_inputs(maps, masks)
     counts = _pixel_counts(maps, masks, _grid(maps, masks, fpr_limit))
     out = [_area_to_limit(*_grid_curves(counts, drawn), fpr_limit) for drawn in boot.counts(maps.shape[0])]
     full = _area_to_limit(*_grid_curves(counts, np.ones((1, maps.shape[0]))), fpr_limit)
@@ -234,3 +254,110 @@ def grid_aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float) -> float:
     """The grid's AUPRO of the whole split (what a replicate with every image drawn once gives)."""
     one = Bootstrap(np.arange(len(masks))[None, :])
     return aupro_replicates(maps, masks, one, fpr_limit)[1]
+
+
+# ------------------------------------------------------------------------------------------------ pixel AUROC
+@dataclass(frozen=True)
+class _RocCounts:
+    """Per image, the pixels of each class and how many score at or above each threshold (descending)."""
+
+    normal: np.ndarray  # (n_images,) normal pixels per image
+    normal_hits: np.ndarray  # (n_images, n_thresholds) normal pixels >= each threshold
+    holders: np.ndarray  # (n_holders,) indices of the images with anomalous pixels
+    anomalous: np.ndarray  # (n_holders,) anomalous pixels per such image
+    anomalous_hits: np.ndarray  # (n_holders, n_thresholds) anomalous pixels >= each threshold
+
+
+def _ranked(sample: np.ndarray) -> np.ndarray:
+    """Every distinct value of `sample` when there are at most ROC_GRID_POINTS, else ROC_GRID_POINTS order
+    statistics evenly spaced in rank, the minimum and maximum included (integer ranks: no interpolation)."""
+    ordered = np.sort(sample)
+    first = np.r_[True, ordered[1:] != ordered[:-1]] if ordered.size else np.zeros(0, dtype=bool)
+    if np.count_nonzero(first) <= ROC_GRID_POINTS:
+        return ordered[first]
+    return ordered[np.arange(ROC_GRID_POINTS) * (ordered.size - 1) // (ROC_GRID_POINTS - 1)]
+
+
+def _roc_grid(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Descending thresholds, scores of actual pixels: per class, `_ranked` of a fixed-seed sample of that class's
+    pixels, so consecutive thresholds are at most about 1 / ROC_GRID_POINTS apart in both FPR and TPR."""
+    flat_maps, flat_masks = maps.reshape(-1), masks.reshape(-1)
+    if flat_maps.size > GRID_SAMPLE:  # with replacement: no permutation of every pixel index is ever made
+        picked = np.random.default_rng(0).integers(0, flat_maps.size, GRID_SAMPLE)
+        values, anomalous = flat_maps[picked], flat_masks[picked]
+    else:
+        values, anomalous = flat_maps, flat_masks
+    return np.unique(np.r_[_ranked(values[~anomalous]), _ranked(values[anomalous])])[::-1]
+
+
+def _roc_counts(maps: np.ndarray, masks: np.ndarray, thresholds: np.ndarray) -> _RocCounts:
+    ascending = thresholds[::-1]
+    n = maps.shape[0]
+    holders = np.flatnonzero([g.any() for g in masks])
+    normal = np.zeros(n, dtype=np.float64)
+    normal_hits = np.zeros((n, thresholds.size), dtype=np.float64)
+    anomalous = np.zeros(holders.size, dtype=np.float64)
+    anomalous_hits = np.zeros((holders.size, thresholds.size), dtype=np.float64)
+    row = 0
+    for i in range(n):
+        if not np.isfinite(maps[i]).all():
+            raise ValueError(f"anomaly map {i} contains NaN or inf")
+        values = maps[i][~masks[i]]
+        normal[i] = values.size
+        normal_hits[i] = _hits_at_or_above(values, ascending)
+        if row < holders.size and holders[row] == i:
+            values = maps[i][masks[i]]
+            anomalous[row] = values.size
+            anomalous_hits[row] = _hits_at_or_above(values, ascending)
+            row += 1
+    return _RocCounts(normal, normal_hits, holders, anomalous, anomalous_hits)
+
+
+def _grid_auroc(counts: _RocCounts, drawn: np.ndarray) -> np.ndarray:
+    """Per row of `drawn` (how often each image is drawn), the trapezoid AUROC over the grid's ROC points.
+
+    The matrix products sum integer-valued float64 below 2**53 (exact in any order); the trapezoid is then summed
+    in int64, twice the area in units of one (normal, anomalous) pixel pair, and divided once, as
+    `metrics.pixel_auroc` divides its Mann-Whitney count."""
+    held = drawn[:, counts.holders]
+    rows = drawn.shape[0]
+    n_normal, n_anomalous = drawn @ counts.normal, held @ counts.anomalous  # (rows,)
+    fp = np.concatenate(  # (rows, thresholds + 2): (0, 0) above every threshold, every pixel below all of them
+        [np.zeros((rows, 1)), drawn @ counts.normal_hits, n_normal[:, None]], axis=1
+    ).astype(np.int64)
+    tp = np.concatenate([np.zeros((rows, 1)), held @ counts.anomalous_hits, n_anomalous[:, None]], axis=1)
+    tp = tp.astype(np.int64)
+    twice_area = np.sum((fp[:, 1:] - fp[:, :-1]) * (tp[:, 1:] + tp[:, :-1]), axis=1)  # exact integers
+    return twice_area / (2.0 * n_anomalous * n_normal)
+
+
+def pixel_auroc_replicates(maps: np.ndarray, masks: np.ndarray, boot: Bootstrap) -> tuple[np.ndarray, float]:
+    """Pixel AUROC of every resample on a threshold grid, and the grid's pixel AUROC of the full split.
+
+    The grid (`_roc_grid`) takes about ROC_GRID_POINTS order statistics of each class's pixel scores, from a
+    fixed-seed sample of at most GRID_SAMPLE pixels; per image the normal and the anomalous pixels at or above each
+    threshold are counted once, in tables of (images x thresholds), and a resample only re-weights their rows.
+    A replicate is the trapezoid over the grid's ROC points, a subset of the exact ROC curve's vertices. Where the
+    grid holds every distinct score it equals `metrics.pixel_auroc` of the resampled images bit for bit. Otherwise
+    the exact curve runs inside the box between consecutive grid points, so a replicate lies within half the boxes'
+    summed area (in FPR x TPR) of the exact value: at most about 1 / (2 * ROC_GRID_POINTS) = 1e-3 for a staircase
+    curve, far less in practice, and less the more anomalous pixels there are. Measured on synthetic maps
+    (`benchmarks/bench_metrics.make_case`, about 1% anomalous pixels), largest difference from the exact pixel
+    AUROC of the resampled images: 8e-5 at 40 maps of 64 x 64, 2e-5 at 40 of 128 x 128; the full split at
+    2,500 + 2,500 maps of 256 x 256: 3e-7, beside a replicate standard deviation of 2e-3. The count tables take
+    (images + defective images) x 1000 x 8 bytes; at that size 60 MB, 96 MB allocated at the peak beside the maps'
+    1.3 GB, and 22 s for 2000 resamples on two shared cores, less than the exact pixel AUROC's 35 s there.
+    """
+    maps, masks = _pixel_inputs(maps, masks)
+    if maps.size > MAX_PIXELS:
+        raise ValueError(f"{maps.size} pixels: more than the {MAX_PIXELS} that exact int64 counts allow")
+    counts = _roc_counts(maps, masks, _roc_grid(maps, masks))
+    out = [_grid_auroc(counts, drawn) for drawn in boot.counts(maps.shape[0])]
+    full = _grid_auroc(counts, np.ones((1, maps.shape[0])))
+    return np.concatenate(out), float(full[0])
+
+
+def grid_pixel_auroc(maps: np.ndarray, masks: np.ndarray) -> float:
+    """The grid's pixel AUROC of the whole split (what a replicate with every image drawn once gives)."""
+    one = Bootstrap(np.arange(len(masks))[None, :])
+    return pixel_auroc_replicates(maps, masks, one)[1]

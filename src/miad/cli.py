@@ -37,6 +37,8 @@ examples:
                                                    read an MVTec-layout class folder into renders/
   miad profile paper                               switch params.yaml to the paper profile
   miad compare                                     your results/metrics.json against the committed one
+  miad reference record                            per-image and per-tensor digests into results/reference/
+  miad compare --renders --models                  your renders and checkpoints against those digests
   miad rehearse                                    the paper profile on CPU in a scratch copy, counts shrunk
 """
 
@@ -335,27 +337,75 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    if args.show < 0:
+        raise UserError(f"--show: expected a non-negative number of rows, got {args.show}")
+    if args.renders or args.models:
+        return _compare_digests(args)
+    if args.against:
+        raise UserError("--against applies to --renders and --models (the reference's images or checkpoints)")
     from miad.numeric_env import provenance_summary
     from miad.reporting.compare import (
         compare_metrics,
         format_comparison,
         parse_tolerances,
+        read_confidence,
         read_metrics,
         read_reference,
     )
 
     metrics_path = Path(args.metrics)
     ours = read_metrics(metrics_path)
-    reference, described = read_reference(args.reference, metrics_path)
+    reference, described = read_reference(args.reference or "HEAD", metrics_path)
     tolerances = parse_tolerances(args.tolerance)
-    comparison = compare_metrics(ours, reference, tolerances, exact=args.exact, sources=(args.metrics, described))
-    print(format_comparison(comparison, described))
+    confidence, source = read_confidence(args.confidence, Path(args.params), args.profile)
+    comparison = compare_metrics(
+        ours,
+        reference,
+        tolerances,
+        exact=args.exact,
+        confidence=confidence,
+        alpha=args.alpha,
+        sources=(args.metrics, described),
+    )
+    print(format_comparison(comparison, described, confidence_source=source, show=args.show))
     made_by = provenance_summary(Path(args.runs)) if Path(args.runs).is_dir() else {}
     if made_by:
         print("\nyour runs were made by (provenance sidecars under " + args.runs + "):")
         for line, count in made_by.items():
             print(f"  {count:4d} x {line}")
     return 0 if comparison.reproduced else 1
+
+
+def _compare_digests(args: argparse.Namespace) -> int:
+    from miad.reporting.digests_report import compare_workspace
+
+    if args.exact or args.tolerance:
+        raise UserError("--exact and --tolerance judge metrics; --renders and --models compare digests, bit for bit")
+    report, identical = compare_workspace(
+        Path(args.workspace),
+        Path(args.digests),
+        args.reference,
+        renders=args.renders,
+        models=args.models,
+        against=Path(args.against) if args.against else None,
+        show=args.show,
+        progress=not args.no_progress,
+    )
+    print(report)
+    return 0 if identical else 1
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from miad.reporting.digests import record
+
+    counts = record(Path(args.workspace), Path(args.out), progress=not args.no_progress)
+    print(
+        f"wrote {args.out}: {counts['images']} images ({counts['datasets']} datasets), {counts['tensors']} tensors "
+        f"({counts['checkpoints']} checkpoints), made in {counts['environments']} environment(s); commit it to "
+        "compare other machines' outputs with `miad compare --renders` / `--models`",
+        file=sys.stderr,
+    )
+    return 0
 
 
 PROFILE_LINE = re.compile(r"^profile:\s*(\S+)(.*)$", re.MULTILINE)
@@ -433,7 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate": (cmd_evaluate, "score a test split: image AUROC, Recall@1%%FPR, AUPRO@0.3, pixel AUROC"),
         "stats": (cmd_stats, "dataset statistics vs the paper (Table 2) and the train/test leak check, as JSON"),
         "report": (cmd_report, "write Tables 3-7 (ours beside the paper's), metrics.json and Figures 2, 4, 5"),
-        "compare": (cmd_compare, "your metrics.json against a reference (a file or git revision), cell by cell"),
+        "compare": (
+            cmd_compare,
+            "your metrics.json against a reference (a file or git revision), cell by cell; with --renders or "
+            "--models, your images or checkpoints against the reference digests, bit for bit",
+        ),
+        "reference": (
+            cmd_reference,
+            "record per-image and per-tensor digests of renders/, models/ and models_size/ (results/reference/)",
+        ),
         "repro": (
             cmd_repro,
             "run the stale DVC stages, several at once (local or Slurm), recorded as `dvc repro` would",
@@ -546,23 +604,86 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["compare"].add_argument("--metrics", default="results/metrics.json", help="yours (default: %(default)s)")
     parsers["compare"].add_argument(
         "--reference",
-        default="HEAD",
-        help="a metrics file, or a git revision whose copy of --metrics to read (default: %(default)s, the "
-        "committed one)",
+        help="metrics: a metrics file, or a git revision whose copy of --metrics to read (default: HEAD, the "
+        "committed one); --renders/--models: a git revision whose copy of the --digests files to read, or a folder "
+        "holding renders.tsv/models.tsv (default: the working tree's --digests folder; HEAD compares with the "
+        "committed digests even after `miad reference record` rewrote them)",
     )
     parsers["compare"].add_argument(
         "--tolerance",
         action="append",
         metavar="[METRIC=]VALUE",
-        help="absolute tolerance per cell, for every metric or one (repeatable; default: 1e-06)",
+        help="absolute tolerance of the bitwise verdict, for every number or one metric (repeatable; default: 0, "
+        "identical); also judges metric cells that have no interval on either side",
     )
     parsers["compare"].add_argument(
         "--exact",
         action="store_true",
-        help="judge every number, interval bounds included, by the tolerance (same bytes on every machine); "
-        "default: a metric with an interval is reproduced when the reference lies inside it",
+        help="decide by the bitwise verdict: every number, interval bounds included, identical (same bytes on "
+        "every machine); default: the statistical verdict (cells judged against their intervals, the count of "
+        "cells outside tested against the confidence level)",
+    )
+    parsers["compare"].add_argument(
+        "--confidence",
+        type=float,
+        help="confidence level of the intervals in both files (default: the active profile's "
+        "evaluate.confidence in --params, else 0.95)",
+    )
+    parsers["compare"].add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="significance level of the binomial test of the count of cells outside (default: %(default)s)",
     )
     parsers["compare"].add_argument("--runs", default="results/runs", help="where to read your runs' provenance")
+    parsers["compare"].add_argument(
+        "--renders",
+        action="store_true",
+        help="compare your renders/ with the reference digests (results/reference/renders.tsv): every image's "
+        "decoded pixels and mask; per dataset identical / differ / missing / extra",
+    )
+    parsers["compare"].add_argument(
+        "--models",
+        action="store_true",
+        help="compare your models/ and models_size/ checkpoints with the reference digests "
+        "(results/reference/models.tsv), tensor by tensor",
+    )
+    parsers["compare"].add_argument(
+        "--against",
+        metavar="DIR",
+        help="the reference's own outputs, to measure how far differing ones lie apart: a renders folder (or a "
+        "clone holding renders/) for --renders: max |diff|, PSNR, pixels changed; a folder holding models/ and "
+        "models_size/ for --models: max |diff| per checkpoint and tensor",
+    )
+    parsers["compare"].add_argument(
+        "--workspace", default=".", help="the clone whose renders/, models/, models_size/ to compare (default: .)"
+    )
+    parsers["compare"].add_argument(
+        "--digests", default="results/reference", help="where the reference digest files live (default: %(default)s)"
+    )
+    parsers["compare"].add_argument(
+        "--show", type=int, default=40, metavar="N", help="list at most N rows per table (default: %(default)s)"
+    )
+    parsers["compare"].add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parsers["compare"].epilog = (
+        "Exit status: 0 when every cell is reproduced (metrics) or every image / tensor is identical to the "
+        "reference's (--renders, --models), 1 when something differs or is missing, 2 when a file, folder or "
+        "revision cannot be read. Renders are compared by the digest of their decoded pixels, so another PNG "
+        "encoding of the same pixels is identical; with --against the differing ones are decoded on both sides."
+    )
+    parsers["reference"].add_argument(
+        "action",
+        choices=["record"],
+        help="record: write renders.tsv (per image: decoded image and mask digests), models.tsv (per tensor) and "
+        "machine.json (the environments that made the outputs, from their provenance sidecars) into --out",
+    )
+    parsers["reference"].add_argument(
+        "--workspace", default=".", help="the clone whose renders/, models/, models_size/ to record (default: .)"
+    )
+    parsers["reference"].add_argument(
+        "--out", default="results/reference", help="folder to write (default: %(default)s)"
+    )
+    parsers["reference"].add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parsers["profile"].add_argument("name", nargs="?", choices=PROFILES, help="profile to switch to")
     parsers["profile"].add_argument("--params", default="params.yaml")
     register_remote(sub)  # remote, pull, publish, reproduce (miad.remote)

@@ -1,11 +1,21 @@
 """The numeric environment of a pipeline process: pinned in one place, recorded beside every output.
 
-x86-64 CPUs differ (AVX-512 or not), and NumPy, OpenCV, OpenBLAS, MKL, oneDNN and ATen each pick their code
-per CPU at load time: float32 `**`/exp/log through SVML or libm, resizes through IPP, reductions 8 or 16
-lanes wide. `pin` caps every one of them at AVX2 (x86-64-v3, which both kinds of our machines have) and
-fixes the thread counts from params, so that a process computes the same bits on an AVX-512 CPU as on an
-AVX2-only one. It must run before those libraries load: `miad`'s entry point calls it first thing, and the
-variables it sets are inherited by every child process.
+x86-64 CPUs differ (AVX-512 or not, Intel or AMD), and NumPy, OpenCV, OpenBLAS, MKL, oneDNN and ATen each pick
+their code per CPU at load time: float32 `**`/exp/log through SVML or libm, resizes through IPP, reductions 8 or
+16 lanes wide, MKL's GEMM and vector maths by vendor. `pin` caps every one of them at AVX2 (x86-64-v3) and fixes
+the thread counts from params, so that a process computes the same bits on every such CPU. It must run before
+those libraries load: `miad`'s entry point calls it first thing, and the variables it sets are inherited by every
+child process.
+
+MKL needs two things beyond the cap (measured with MKL_VERBOSE and under qemu-user's Intel and AMD CPU models):
+- Its conditional numerical reproducibility (CNR) branch must be `COMPATIBLE`: that is the only branch MKL
+  accepts on a non-Intel CPU. `MKL_CBWR=AVX2` is silently ignored on AMD (MKL reports `CNR:AUTO` and picks its
+  own code), while an Intel CPU honours it, so sgemm, exp, log and erf gave other bits on Intel than on AMD.
+- Its thread count must not change at run time: `MKL_DYNAMIC` (on by default) lets MKL use fewer threads than
+  asked, and CNR holds only for a constant count; `OMP_DYNAMIC` likewise for the OpenMP teams of ATen and oneDNN.
+Even on the COMPATIBLE branch, MKL's vector sqrt, acos, asin and atan (which `torch.sqrt` etc. call on CPU) use
+the CPU's approximate reciprocal instructions, whose bits differ by vendor: the methods avoid them
+(`miad.methods.portable`: NumPy's sqrt, fused Adam).
 
 A knob that the environment already sets *lower* than the cap is kept (that is how a test emulates an older
 CPU on this one); one set higher is lowered. `describe` reports what the loaded libraries actually use; it is
@@ -39,12 +49,15 @@ NUMPY_ABOVE_AVX2 = (
     "AVX512_CNL",
     "AVX512_ICL",
 )
-# Each knob's levels, lowest first; the cap is the AVX2 level. A value outside the list is replaced.
+# Each knob's levels, lowest first; the cap is the last level. A value outside the list is replaced.
 LEVELS = {
     "ATEN_CPU_CAPABILITY": ("default", "avx2"),  # ATen's vectorised kernels (Sleef, reduction width)
     "ONEDNN_MAX_CPU_ISA": ("SSE41", "AVX", "AVX2"),  # oneDNN's JIT convolutions and matmuls
-    "MKL_CBWR": ("COMPATIBLE", "SSE4_2", "AVX", "AVX2"),  # MKL conditional numerical reproducibility branch
-    "MKL_ENABLE_INSTRUCTIONS": ("SSE4_2", "AVX", "AVX2"),
+    "MKL_CBWR": ("COMPATIBLE",),  # MKL's CNR branch: the one branch every x86 vendor runs (see above)
+}
+FIXED = {  # knobs with one right value, whatever the environment says
+    "MKL_DYNAMIC": "FALSE",  # MKL may not lower its thread count at run time (CNR holds for a fixed count)
+    "OMP_DYNAMIC": "FALSE",  # nor may OpenMP shrink a team (ATen's and oneDNN's parallel regions)
 }
 _PIN_STATE: dict[str, list[str]] = {}  # which numeric libraries were loaded before `pin` ran
 KNOBS = (
@@ -54,6 +67,7 @@ KNOBS = (
     "OPENCV_LOG_LEVEL",
     "OPENBLAS_CORETYPE",
     *LEVELS,
+    *FIXED,
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -80,6 +94,7 @@ def pinned_values(threads: int, environ: Mapping[str, str], *, avx512: bool = Tr
     for name, levels in LEVELS.items():
         current = environ.get(name, "")
         values[name] = current if current in levels else levels[-1]
+    values.update(FIXED)
     return values
 
 
@@ -121,6 +136,12 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def libc_version() -> str:
+    """The C library this process runs on, e.g. "glibc 2.36" (its libm differs between releases)."""
+    name, version = platform.libc_ver()
+    return f"{name} {version}".strip() or "unknown"
 
 
 def cpu_flags() -> list[str]:
@@ -174,6 +195,7 @@ def describe(**extra: Any) -> dict[str, Any]:
         }
     return {
         "cpu": {"model": cpu_model(), "flags": cpu_flags(), "cores": os.cpu_count(), "machine": platform.machine()},
+        "libc": libc_version(),  # Blender's float maths (atan2f, acosf, ...) come from it
         "libraries": libraries,
         "knobs": {name: os.environ[name] for name in KNOBS if name in os.environ},
         "pinned": "loaded_before_pin" in _PIN_STATE,
@@ -211,6 +233,8 @@ def environment_line(run: dict[str, Any]) -> str:
     libraries = run.get("libraries", {})
     parts = [run.get("cpu", {}).get("model", "?")]
     parts.append("pinned" if run.get("pinned") else "NOT pinned")
+    if run.get("libc"):
+        parts.append(run["libc"])
     if "numpy" in libraries:
         dispatch = libraries["numpy"]["dispatch"]
         parts.append(f"numpy {libraries['numpy']['version']} up to {dispatch[-1] if dispatch else 'baseline'}")

@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from miad.config import AutoencoderConfig
 from miad.methods.base import AnomalyMethod, to_batch
+from miad.methods.portable import adam
 from miad.seeding import derive_seed, torch_seed
 
 NORMALIZATION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # appendix 6.5: inputs scaled to [-1, 1]
@@ -192,7 +193,7 @@ class Autoencoder(AnomalyMethod):
         cache = self._resized_cache(images)  # (N, 3, S, S) uint8, or None: resize per batch
         self.net = self._build_network()
         self.net.train()
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         order = torch.Generator().manual_seed(torch_seed(derive_seed(self.seed, self.name, "shuffle")))
         n_batches = self._n_batches(n_images)
         epoch_loss = math.nan

@@ -52,6 +52,7 @@ from miad.methods.draem_model import (
     init_weights,
     ssim_loss,
 )
+from miad.methods.portable import adam
 from miad.seeding import rng_for
 
 UNIT_NORMALIZATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # the original only scales pixels to [0, 1]
@@ -151,7 +152,7 @@ class Draem(AnomalyMethod):
         init_weights(self.discriminative)
         self.reconstructive.train()
         self.discriminative.train()
-        optimizer = torch.optim.Adam(
+        optimizer = adam(
             [
                 {"params": self.reconstructive.parameters(), "lr": cfg.lr},
                 {"params": self.discriminative.parameters(), "lr": cfg.lr},

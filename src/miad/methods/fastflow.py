@@ -46,6 +46,7 @@ from miad.backbones import create_feature_extractor, normalization, warn_if_weig
 from miad.config import FastFlowConfig
 from miad.methods.base import AnomalyMethod
 from miad.methods.flows import Flow2d
+from miad.methods.portable import adam
 
 FEATURE_CACHE_BYTES = 2**30  # cache the frozen backbone's training features when they fit in 1 GiB
 PROGRESS_MIN_STEPS = 200  # show the epoch progress bar from this many optimiser steps on
@@ -126,7 +127,7 @@ class FastFlow(AnomalyMethod):
     def _fit(self, images: Sequence[np.ndarray]) -> None:
         n = len(images)
         model = self._build_model()  # conv init draws from the global RNG the base class seeded
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        optimizer = adam(model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         feature_bytes = 4 * n * sum(math.prod(shape) for shape in self.feature_shapes)
         cached = feature_bytes <= FEATURE_CACHE_BYTES
         cache: list[torch.Tensor] = []

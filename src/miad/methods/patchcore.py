@@ -41,10 +41,11 @@ from miad.backbones import (
 )
 from miad.config import PatchCoreConfig
 from miad.methods.base import AnomalyMethod
+from miad.methods.portable import portable_sqrt
 
 POOL_KERNEL = 3  # local neighbourhood aggregation (anomalib: AvgPool2d(3, 1, 1))
 PROJECTION_EPS = 0.9  # Johnson-Lindenstrauss eps of anomalib's SparseRandomProjection
-CDIST_CHUNK_ELEMENTS = 2**24  # max query x bank distances held at once (64 MiB of float32)
+CDIST_CHUNK_ELEMENTS = 2**24  # max query x bank squared distances held at once (64 MiB of float32)
 PROGRESS_MIN_BATCHES = 10  # show a progress bar from this many batches on
 PROGRESS_MIN_CORESET = 5000  # ... and from this many coreset iterations on
 SQ_NORM_CHUNK_ROWS = 2**16  # coreset: squared norms of this many projected rows at a time (no (N, k) temporary)
@@ -97,18 +98,24 @@ def greedy_coreset(features: torch.Tensor, size: int, generator: torch.Generator
 
 
 def nearest_distances(queries: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
-    """Euclidean distance of each (Q, D) query to its nearest (M, D) bank row -> (Q,), in bounded chunks."""
+    """Euclidean distance of each (Q, D) query to its nearest (M, D) bank row -> (Q,), in bounded chunks.
+
+    Squared distances through one matrix product each (|q|^2 - 2 q.b + |b|^2, as `torch.cdist` computes them),
+    the minimum over the bank, then one square root per query, taken with `portable_sqrt`: torch's CPU square
+    root gives other bits on Intel than on AMD."""
     bank_chunk = min(bank.shape[0], CDIST_CHUNK_ELEMENTS)
     query_chunk = max(1, CDIST_CHUNK_ELEMENTS // bank_chunk)
+    bank_sq = bank.pow(2).sum(dim=1)  # (M,)
     out = torch.empty(queries.shape[0], dtype=queries.dtype, device=queries.device)
     for q in range(0, queries.shape[0], query_chunk):
         rows = queries[q : q + query_chunk]
+        rows_sq = rows.pow(2).sum(dim=1, keepdim=True)  # (q, 1)
         best = torch.full((rows.shape[0],), math.inf, dtype=queries.dtype, device=queries.device)
         for b in range(0, bank.shape[0], bank_chunk):
-            dist = torch.cdist(rows, bank[b : b + bank_chunk])  # (q, m)
-            best = torch.minimum(best, dist.min(dim=1).values)
+            sq = rows_sq - 2 * (rows @ bank[b : b + bank_chunk].T) + bank_sq[b : b + bank_chunk]  # (q, m)
+            best = torch.minimum(best, sq.min(dim=1).values)
         out[q : q + rows.shape[0]] = best
-    return out
+    return portable_sqrt(out.clamp_min_(0)).to(queries.device)
 
 
 class PatchCore(AnomalyMethod):

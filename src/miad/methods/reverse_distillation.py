@@ -52,6 +52,7 @@ from miad.backbones import (
 )
 from miad.config import ReverseDistillationConfig
 from miad.methods.base import AnomalyMethod, to_batch
+from miad.methods.portable import adam
 from miad.methods.reverse_distillation_model import (
     N_SCALES,
     ReverseDistillationStudent,
@@ -135,9 +136,7 @@ class ReverseDistillation(AnomalyMethod):
         # a fresh student, initialised from the torch seed that `fit` has just set
         self.student = ReverseDistillationStudent(self.channels).to(self.device)
         self.student.train()  # the teacher stays in eval mode: it is never switched
-        optimizer = torch.optim.Adam(
-            self.student.parameters(), lr=self.config.lr, betas=(self.config.beta1, self.config.beta2)
-        )
+        optimizer = adam(self.student.parameters(), lr=self.config.lr, betas=(self.config.beta1, self.config.beta2))
         shuffle = self._generator("shuffle")
         n_steps = self.config.epochs * self._n_batches(n_images)
         losses: list[float] = []

@@ -57,6 +57,7 @@ from miad.backbones import (
 )
 from miad.config import UniADConfig
 from miad.methods.base import AnomalyMethod, to_batch
+from miad.methods.portable import adam
 from miad.methods.uniad_model import UniADReconstruction, align_features, feature_jitter
 from miad.seeding import derive_seed, rng_for, torch_seed
 
@@ -134,7 +135,13 @@ class UniAD(AnomalyMethod):
         self.network = self._build_network()  # parameter init from the global generator the base class seeded
         cache = self._train_features(images)
         mean, std = self.normalization
-        optimizer = torch.optim.AdamW(self.network.parameters(), lr=c.lr, betas=ADAM_BETAS, weight_decay=c.weight_decay)
+        optimizer = adam(
+            self.network.parameters(),
+            lr=c.lr,
+            betas=ADAM_BETAS,
+            weight_decay=c.weight_decay,
+            decoupled_weight_decay=True,
+        )
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=c.lr_drop_epoch, gamma=c.lr_gamma)
         order_rng = rng_for(self.seed, self.name, "shuffle")
         jitter_gen = torch.Generator(device=self.device).manual_seed(
@@ -178,7 +185,7 @@ class UniAD(AnomalyMethod):
         self.network.eval()
         target = self.features(batch)  # (B, C, s, s)
         rec = self.network(target)  # (B, C, s, s)
-        return torch.sqrt(torch.sum((rec - target) ** 2, dim=1))  # (B, s, s)
+        return torch.linalg.vector_norm(rec - target, dim=1)  # (B, s, s)
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         return {STATE_PREFIX + k: v for k, v in self.network.state_dict().items()}

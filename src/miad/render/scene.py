@@ -21,6 +21,7 @@ from miad.render import bproc as bproc_boot
 from miad.render.background import BackgroundFactor
 from miad.render.factors import Viewpoint, fixed_viewpoint, sample_viewpoint
 from miad.render.plan import GOOD, RenderedSample, SamplePlan
+from miad.render.pose import look_rotation, set_pose
 from miad.render.scenarios import scene_builder
 from miad.render.surface import SurfaceFactor
 
@@ -164,11 +165,17 @@ class ScenarioRenderer:
         )
 
     def _set_camera(self, viewpoint: Viewpoint) -> None:
-        """One camera pose (frame 0) looking at the point of interest."""
+        """One camera pose (frame 0) looking at the point of interest (as BlenderProc's add_camera_pose, but with
+        the rotation given as float64 Euler angles: see miad.render.pose)."""
+        import bpy
+
         location, target = np.asarray(viewpoint.location), np.asarray(viewpoint.look_at)
-        rotation = self._bproc.camera.rotation_from_forward_vec(target - location)
         self._bproc.utility.reset_keyframes()
-        self._bproc.camera.add_camera_pose(self._bproc.math.build_transformation_mat(location, rotation))
+        camera = bpy.context.scene.camera
+        set_pose(camera, location, look_rotation(target - location))
+        camera.keyframe_insert(data_path="location", frame=0)
+        camera.keyframe_insert(data_path="rotation_euler", frame=0)
+        bpy.context.scene.frame_end = 1
 
     def _visible_pixels(self, objects: list[Any]) -> int:
         """Probe pixels (PROBE_RESOLUTION grid) where a camera ray hits one of `objects` first."""

@@ -30,7 +30,7 @@ from miad.render.pools import pools_digest
 from miad.seeding import derive_seed
 
 # Bump when a change to the renderer changes pixels for the same params: every shard re-renders.
-RENDERER_VERSION = 3  # 2: seven scenarios, UB and US; 3: fixed world light-sampling map
+RENDERER_VERSION = 4  # 2: seven scenarios, UB and US; 3: fixed world light-sampling map; 4: float64 poses
 # Render settings that change no pixel (checked by the determinism tests) stay out of the spec; the asset
 # directories enter it through the digest of the pool files they hold, not through their paths.
 SPEC_EXCLUDED_RENDER_KEYS = ("threads", "shard_size", "assets_dir", "hdri_dir")

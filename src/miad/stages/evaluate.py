@@ -49,20 +49,24 @@ def bootstrap_seed(params: Params, variant: str, scenario: str) -> int:
 def compute_intervals(
     params: Params, seed: int, scores: np.ndarray, labels: np.ndarray, maps: np.ndarray, masks: np.ndarray
 ) -> dict[str, Any]:
-    """Bootstrap replicates and percentile intervals of the image metrics and AUPRO (stratified resamples)."""
+    """Bootstrap replicates and percentile intervals of every metric of `compute_metrics`, on the same stratified
+    resamples."""
     cfg = params.active.evaluate
     boot = bootstrap.Bootstrap.draw(labels, cfg.bootstrap_resamples, seed)
-    aupro, grid_value = bootstrap.aupro_replicates(maps, masks, boot, cfg.aupro_fpr_limit)
+    aupro, aupro_grid = bootstrap.aupro_replicates(maps, masks, boot, cfg.aupro_fpr_limit)
+    pixel_auroc, pixel_auroc_grid = bootstrap.pixel_auroc_replicates(maps, masks, boot)
     replicates = {
         "image_auroc": bootstrap.auroc_replicates(scores, labels, boot),
         "recall_at_fpr": bootstrap.recall_replicates(scores, labels, boot, cfg.recall_max_fpr),
         "aupro": aupro,
+        "pixel_auroc": pixel_auroc,
     }
     return {
         "confidence": cfg.confidence,
         "resamples": cfg.bootstrap_resamples,
         "seed": seed,
-        "aupro_grid_value": grid_value,  # AUPRO on the replicates' threshold grid, beside the exact one
+        "aupro_grid_value": aupro_grid,  # AUPRO on the replicates' threshold grid, beside the exact one
+        "pixel_auroc_grid_value": pixel_auroc_grid,  # the same for pixel AUROC
         "intervals": {name: list(bootstrap.interval(values, cfg.confidence)) for name, values in replicates.items()},
         "replicates": {name: [float(v) for v in values] for name, values in replicates.items()},
     }

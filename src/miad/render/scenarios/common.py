@@ -15,6 +15,7 @@ import bpy  # bmesh is imported where used: it loads only after bpy
 import numpy as np
 
 from miad.render.factors import Viewpoint
+from miad.render.pose import look_rotation, set_pose
 
 OBJECT_CATEGORY = 1  # the object of interest (its pixels are the "object coverage")
 DEFECT_CATEGORY = 2  # defect pixels: the mask
@@ -106,12 +107,8 @@ def cylinder(name: str, radius: float, length: float, segments: int = SMALL_SEGM
 
 def align_z(obj: bpy.types.Object, start: np.ndarray | tuple, end: np.ndarray | tuple) -> None:
     """Place an object built along +z from the origin so that its z axis runs from `start` towards `end`."""
-    from mathutils import Vector
-
-    a, b = Vector(tuple(map(float, start))), Vector(tuple(map(float, end)))
-    obj.location = a
-    obj.rotation_mode = "QUATERNION"
-    obj.rotation_quaternion = (b - a).to_track_quat("Z", "Y")
+    a, b = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
+    set_pose(obj, a, look_rotation(b - a, track="Z"))
 
 
 def material(bproc: ModuleType, name: str, spec: tuple) -> bpy.types.Material:
@@ -237,8 +234,7 @@ class InspectionLamp:
         location = np.asarray(viewpoint.location) + SPOT_OFFSET_UP_M * up + offset * side
         distance = float(np.linalg.norm(target - location))
         energy = self._energy_w * (distance / SPOT_REFERENCE_M) ** 2 * float(rng.uniform(*SPOT_ENERGY_JITTER))
-        self._spot.set_location(location.tolist())
-        self._spot.set_rotation_mat(self._bproc.camera.rotation_from_forward_vec(target - location))
+        set_pose(self._spot.blender_obj, location, look_rotation(target - location))
         self._spot.set_energy(energy)
         return {"kind": "spot", "location": location.tolist(), "energy_w": energy}
 
@@ -259,14 +255,6 @@ class Sun:
         el, az = math.radians(elevation), math.radians(azimuth)
         # A sun lamp shines along its -z axis: point -z from the sky position towards the origin
         towards = -np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
-        self._sun.set_location([0.0, 0.0, 10.0])
-        self._sun.set_rotation_mat(np.asarray(_rotation_from_forward(towards)))
+        set_pose(self._sun.blender_obj, (0.0, 0.0, 10.0), look_rotation(towards))
         self._sun.set_energy(strength)
         return {"kind": "sun", "elevation_deg": elevation, "azimuth_deg": azimuth % 360.0, "strength": strength}
-
-
-def _rotation_from_forward(forward: np.ndarray) -> np.ndarray:
-    """3x3 rotation whose -z axis points along `forward` (Blender's convention for lamps and cameras)."""
-    from mathutils import Vector
-
-    return np.array(Vector(tuple(map(float, forward))).to_track_quat("-Z", "Y").to_matrix())

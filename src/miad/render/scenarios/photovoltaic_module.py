@@ -27,6 +27,7 @@ import bpy
 import numpy as np
 
 from miad.render.factors import Viewpoint, ViewpointRange
+from miad.render.pose import set_matrix
 from miad.render.scenarios.common import (
     DEFECT_CATEGORY,
     OBJECT_CATEGORY,
@@ -178,7 +179,7 @@ class PhotovoltaicModuleScene:
         self._decals = {}
         for kind, mat in zip(DEFECT_TYPES, ("crack", "snail_trail", "hot_spot"), strict=True):
             decal = add_object(f"decal_{kind}", bpy.data.meshes.new(kind), self._mats[mat], category=DEFECT_CATEGORY)
-            decal.matrix_world = self._matrix
+            set_matrix(decal, self._matrix)
             decal.visible_shadow = False
             show(decal, False)
             self._decals[kind] = decal
@@ -186,7 +187,7 @@ class PhotovoltaicModuleScene:
 
         self._sun = Sun(bproc)
 
-    def _build_module(self, name: str, matrix: Any, category: int) -> None:
+    def _build_module(self, name: str, matrix: np.ndarray, category: int) -> None:
         """Laminate (cells, backsheet), frame and rack half of one module, placed by `matrix`."""
         parts = [
             ("cells", _cells_mesh(f"{name}_cells"), "cell"),
@@ -208,7 +209,7 @@ class PhotovoltaicModuleScene:
             parts.append((f"rafter_{i}", box(f"{name}_rafter", RAFTER_SIZE, (0, y, Z_RAFTER)), "rack"))
         for part, data, mat in parts:
             obj = add_object(f"{name}_{part}", data, self._mats[mat], category=category)
-            obj.matrix_world = matrix
+            set_matrix(obj, matrix)
 
         # Posts: vertical, from the ground up to the rafters' underside
         for i, y in enumerate(RAFTER_Y):
@@ -273,11 +274,13 @@ class PhotovoltaicModuleScene:
 
 
 # --- geometry -----------------------------------------------------------------------------------------------
-def _module_matrix(centre: tuple[float, float, float], tilt: float) -> Any:
-    """World matrix of a module: x down the slope towards +x, y across, z along the normal (elevation 90 - tilt)."""
-    from mathutils import Euler, Matrix
-
-    return Matrix.Translation(centre) @ Euler((0.0, tilt, 0.0)).to_matrix().to_4x4()
+def _module_matrix(centre: tuple[float, float, float], tilt: float) -> np.ndarray:
+    """(4, 4) world matrix of a module: x down the slope towards +x, y across, z along the normal (elevation
+    90 - tilt): a rotation by `tilt` about y, then the translation to `centre`."""
+    matrix = np.eye(4)
+    matrix[:3, :3] = ((math.cos(tilt), 0.0, math.sin(tilt)), (0.0, 1.0, 0.0), (-math.sin(tilt), 0.0, math.cos(tilt)))
+    matrix[:3, 3] = centre
+    return matrix
 
 
 def _cells_mesh(name: str) -> bpy.types.Mesh:

@@ -22,9 +22,9 @@ from typing import Any
 
 import bpy
 import numpy as np
-from mathutils import Matrix
 
 from miad.render.factors import Viewpoint, ViewpointRange
+from miad.render.pose import set_matrix
 from miad.render.scenarios.common import (
     DEFECT_CATEGORY,
     NamedMaterialScene,
@@ -241,12 +241,12 @@ class WindTurbineScene(NamedMaterialScene):
         self._blade_matrix = _rotor_matrix(BLADE_AZIMUTHS_DEG[0])
         for i, azimuth in enumerate(BLADE_AZIMUTHS_DEG):
             obj = self._add(f"blade_{i}", blade, "blade_paint")
-            obj.matrix_world = Matrix(_rotor_matrix(azimuth).tolist())  # a plain list would be read column-major
+            set_matrix(obj, _rotor_matrix(azimuth))
 
         # Erosion decal on the inspected blade, filled per image
         _mottle(self._mats["laminate"], *LAMINATE_PITS)
         self._erosion = self._add("erosion", bpy.data.meshes.new("erosion"), "laminate", category=DEFECT_CATEGORY)
-        self._erosion.matrix_world = Matrix(self._blade_matrix.tolist())
+        set_matrix(self._erosion, self._blade_matrix)
         show(self._erosion, False)
 
         # Day: the sun on the drone's side of the sky; the world (sky, background) belongs to the renderer
