@@ -32,7 +32,7 @@ RUN --mount=type=secret,id=ca --mount=type=secret,id=index_url \
     && rm /tmp/requirements.lock
 
 # miad itself (last: a code change rebuilds only this layer). At run time the mounted checkout's src/ comes first.
-COPY pyproject.toml README.md /opt/src/
+COPY pyproject.toml README.md LICENSE /opt/src/
 COPY src /opt/src/src
 RUN pip install --no-deps --no-build-isolation /opt/src && rm -rf /opt/src
 
