@@ -29,7 +29,7 @@ def test_executor_section_defaults_and_overrides(tmp_path: Path) -> None:
     cfg = load_executor_config(path)
     assert (cfg.kind, cfg.workers, cfg.slurm.partition, cfg.slurm.gpus_per_task) == ("slurm", 1, "gpu", 1)
     assert load_executor_config(path, kind="local", workers=3).workers == 3
-    assert load_params(path).seed  # the section is allowed at the top level of params.yaml
+    assert load_params(path).seed == tiny_params_dict()["seed"]  # the section is allowed beside the others
 
 
 @pytest.mark.parametrize(
