@@ -1,8 +1,9 @@
 """The pipeline slice with every stage in its image (MIAD_RUNTIME=docker), byte-identical to the native run.
 
 Builds both images on a bookworm base image that .ci/docker-engine.sh makes with debootstrap (docker/local-base.sh,
-for machines that reach no registry; the layer cache makes an unchanged image cost seconds), then runs `dvc repro` of tests.pipeline_slice as a non-root user: CI runs
-as root, and only a non-root caller shows that files are written as the caller and that no stage runs as root.
+for machines that reach no registry; the layer cache makes an unchanged image cost seconds), then runs `dvc repro`
+of tests.pipeline_slice as a non-root user: CI runs as root, and only a non-root caller shows that files are written
+as the caller and that no stage runs as root.
 """
 
 from __future__ import annotations
