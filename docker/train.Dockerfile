@@ -18,8 +18,9 @@ ENV VIRTUAL_ENV=/opt/miad \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Every file hash-checked (docker/train.lock, `make locks`). Optional build secrets, which leave the layer cache
-# alone: `ca` a CA bundle for pip, `index_url` a package index to use instead of PyPI (`make images` serves one
-# on localhost that prefers the local wheel mirror: miad.runtime.mirror; its files must match the hashes).
+# alone: `ca` a CA bundle for pip, `index_url` a package index to use instead of pip's default (`make images`
+# passes those of the host's pip configuration, its local file:// indexes served on localhost: miad.runtime.mirror;
+# the files must match the hashes).
 COPY docker/train.lock /tmp/requirements.lock
 RUN --mount=type=secret,id=ca --mount=type=secret,id=index_url \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
@@ -29,7 +30,7 @@ RUN --mount=type=secret,id=ca --mount=type=secret,id=index_url \
     && rm /tmp/requirements.lock
 
 # miad itself (last: a code change rebuilds only this layer). At run time the mounted checkout's src/ comes first.
-COPY pyproject.toml README.md /opt/src/
+COPY pyproject.toml README.md LICENSE /opt/src/
 COPY src /opt/src/src
 RUN pip install --no-deps --no-build-isolation /opt/src && rm -rf /opt/src
 

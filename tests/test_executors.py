@@ -29,7 +29,7 @@ def test_executor_section_defaults_and_overrides(tmp_path: Path) -> None:
     cfg = load_executor_config(path)
     assert (cfg.kind, cfg.workers, cfg.slurm.partition, cfg.slurm.gpus_per_task) == ("slurm", 1, "gpu", 1)
     assert load_executor_config(path, kind="local", workers=3).workers == 3
-    assert load_params(path).seed  # the section is allowed at the top level of params.yaml
+    assert load_params(path).seed == tiny_params_dict()["seed"]  # the section is allowed beside the others
 
 
 @pytest.mark.parametrize(
@@ -54,10 +54,10 @@ def test_run_tasks_retries_a_failing_task_then_names_it_with_its_log(tmp_path: P
     counter = tmp_path / "attempts"
     flaky = Task("flaky", ("sh", "-c", f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 2 ]"), tmp_path)
     broken = Task("broken", ("sh", "-c", "echo 'no luck here' >&2; exit 5"), tmp_path)
-    run_tasks(LocalExecutor(2), [flaky], retries=1, limit=2, poll_seconds=0.05, progress=False)
+    run_tasks(LocalExecutor(), [flaky], retries=1, limit=2, poll_seconds=0.05, progress=False)
     assert counter.read_text().count("x") == 2
     with pytest.raises(TaskError) as info:
-        run_tasks(LocalExecutor(2), [broken], retries=2, limit=2, poll_seconds=0.05, progress=False)
+        run_tasks(LocalExecutor(), [broken], retries=2, limit=2, poll_seconds=0.05, progress=False)
     assert "broken: failed (exit status 5) after 3 attempt(s)" in str(info.value)
     assert "no luck here" in str(info.value)
 
@@ -66,7 +66,7 @@ def test_a_task_whose_output_is_incomplete_counts_as_failed(tmp_path: Path) -> N
     task = Task("shard", ("true",), tmp_path)
     with pytest.raises(TaskError, match="output incomplete"):
         run_tasks(
-            LocalExecutor(1), [task], retries=0, limit=1, finished=lambda t: False, poll_seconds=0.05, progress=False
+            LocalExecutor(), [task], retries=0, limit=1, finished=lambda t: False, poll_seconds=0.05, progress=False
         )
 
 

@@ -182,7 +182,7 @@ def test_each_malformed_layout_is_named_and_nothing_is_written(tmp_path: Path, h
     assert not (tmp_path / "renders" / "main" / SCENARIO).exists()
 
 
-def test_size_mismatches_keep_the_previous_dataset(tmp_path: Path):
+def test_size_mismatches_and_empty_masks_keep_the_previous_dataset(tmp_path: Path):
     source = make_mvtec(tmp_path / "cls")
     renders = tmp_path / "renders"
     import_mvtec(source, renders, "main", SCENARIO, shard_size=5, progress=False)
@@ -191,6 +191,9 @@ def test_size_mismatches_keep_the_previous_dataset(tmp_path: Path):
     with pytest.raises(LayoutError, match=r"002_mask\.png: mask of 20x20 px for an image of 48x40 px"):
         import_mvtec(source, renders, "main", SCENARIO, shard_size=5, progress=False)
     cv2.imwrite(str(source / "ground_truth/scratch/002_mask.png"), np.zeros((40, 48), np.uint8))
+    with pytest.raises(LayoutError, match=r"002_mask\.png: all zero, but test/scratch/002\.jpg is a defective image"):
+        import_mvtec(source, renders, "main", SCENARIO, shard_size=5, progress=False)
+    cv2.imwrite(str(source / "ground_truth/scratch/002_mask.png"), np.full((40, 48), 255, np.uint8))
     cv2.imwrite(str(source / "test/good/003.jpg"), np.zeros((30, 30, 3), np.uint8))
     with pytest.raises(LayoutError, match=r"test/good/003\.jpg: 30x30 px, but the class's first image is 48x40"):
         import_mvtec(source, renders, "main", SCENARIO, shard_size=5, progress=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -102,8 +103,9 @@ def test_every_stage_command_of_dvc_yaml_has_an_image() -> None:
     assert set(images.STAGE_IMAGES) <= set(build_parser()._subparsers._group_actions[0].choices)
 
 
-def _mirror(root: Path, files: dict[str, bytes]) -> Path:
-    """A PEP 503 mirror folder like /opt/pypi: files/ and simple/<project>/index.html with sha256 fragments."""
+def _index(root: Path, files: dict[str, bytes]) -> Path:
+    """A local PEP 503 index: root/files/ and root/simple/<project>/index.html with sha256 fragments; returns the
+    simple/ folder (what a `file://` index-url names)."""
     (root / "files").mkdir(parents=True)
     pages: dict[str, list[str]] = {}
     for name, data in files.items():
@@ -113,21 +115,45 @@ def _mirror(root: Path, files: dict[str, bytes]) -> Path:
     for project, anchors in pages.items():
         (root / "simple" / project).mkdir(parents=True)
         (root / "simple" / project / "index.html").write_text("\n".join(anchors), encoding="utf-8")
-    return root
+    return root / "simple"
 
 
-def test_mirror_index_prefers_local_files_and_adds_upstream_ones(tmp_path: Path) -> None:
-    first = _mirror(tmp_path / "a", {"x-1.0-py3-none-any.whl": b"first"})
-    second = _mirror(tmp_path / "b", {"x-1.0-py3-none-any.whl": b"second", "x-0.9-py3-none-any.whl": b"old"})
-    upstream_root = _mirror(tmp_path / "up", {"x-1.0-py3-none-any.whl": b"up", "x-2.0-py3-none-any.whl": b"new"})
-    with mirror.serve([upstream_root], upstream=None) as upstream, mirror.serve([first, second], upstream) as url:
-        assert url is not None and upstream is not None
-        page = urllib.request.urlopen(f"{url}/X/", timeout=10).read().decode()  # PEP 503 normalises the name
-        links = dict((m.group(2), m.group(1)) for m in mirror.ANCHOR.finditer(page))
-        assert set(links) == {"x-1.0-py3-none-any.whl", "x-0.9-py3-none-any.whl", "x-2.0-py3-none-any.whl"}
-        assert links["x-2.0-py3-none-any.whl"].startswith(upstream.removesuffix("/simple"))  # only upstream has it
-        first_url = urllib.parse.urljoin(url, links["x-1.0-py3-none-any.whl"])
-        assert urllib.request.urlopen(first_url, timeout=10).read() == b"first"  # the first mirror wins a name
-        assert first_url.endswith("#sha256=" + hashlib.sha256(b"first").hexdigest())
-    with mirror.serve([tmp_path / "missing"]) as url:
-        assert url is None
+def test_pip_config_is_read_with_pips_precedence() -> None:
+    listing = (
+        "global.extra-index-url='file:///srv/a/simple file:///srv/b/simple'\n"
+        "global.index-url='https://global.example/simple'\n"
+        "install.index-url='https://install.example/simple'\n"
+        ":env:.cert='/nonexistent/ca.pem'\n"
+        "not a setting\n"
+    )
+    config = mirror.parse_pip_config(listing)
+    assert config["index-url"] == "https://install.example/simple"  # install over global
+    settings = mirror.pip_settings(config=config)
+    assert settings.local_indexes == [Path("/srv/a/simple"), Path("/srv/b/simple")]
+    assert settings.remote_indexes == ["https://install.example/simple"]
+    assert settings.cert is None  # a CA bundle that does not exist is not passed on
+    assert mirror.pip_settings(config={}).indexes == [mirror.default_index()]  # pip's own default, not ours
+
+
+def test_local_indexes_are_served_first_then_remote_files(tmp_path: Path) -> None:
+    first = _index(tmp_path / "a", {"x-1.0-py3-none-any.whl": b"first"})
+    second = _index(tmp_path / "b", {"x-1.0-py3-none-any.whl": b"second", "x-0.9-py3-none-any.whl": b"old"})
+    remote_root = _index(tmp_path / "up", {"x-1.0-py3-none-any.whl": b"up", "x-2.0-py3-none-any.whl": b"new"})
+    with mirror.serve(mirror.PipSettings(f"file://{remote_root}")) as remote:
+        assert remote is not None
+        settings = mirror.PipSettings(remote, extra_index_urls=(f"file://{first}", f"file://{second}"))
+        with mirror.serve(settings) as url:
+            assert url is not None and url != remote
+            page = urllib.request.urlopen(f"{url}/X/", timeout=10).read().decode()  # PEP 503 normalises the name
+            links = dict((m.group(2), m.group(1)) for m in mirror.ANCHOR.finditer(page))
+            assert set(links) == {"x-1.0-py3-none-any.whl", "x-0.9-py3-none-any.whl", "x-2.0-py3-none-any.whl"}
+            assert links["x-2.0-py3-none-any.whl"].startswith(remote.removesuffix("/simple"))  # only remote has it
+            first_url = urllib.parse.urljoin(url, links["x-1.0-py3-none-any.whl"])
+            assert urllib.request.urlopen(first_url, timeout=10).read() == b"first"  # the first index wins a name
+            assert first_url.endswith("#sha256=" + hashlib.sha256(b"first").hexdigest())
+            with pytest.raises(urllib.error.HTTPError):  # only files a page named are served
+                urllib.request.urlopen(f"{url}/files/0/x/../../../etc/passwd", timeout=10)
+    with mirror.serve(mirror.PipSettings(None, (f"file://{tmp_path / 'missing'}",))) as url:
+        assert url is None  # no local index: pip's default
+    with mirror.serve(mirror.PipSettings("https://index.example/simple")) as url:
+        assert url == "https://index.example/simple"  # a configured remote index goes to the build as it is

@@ -36,7 +36,6 @@ __all__ = [
     "recall_replicates",
 ]
 
-DEFAULT_RESAMPLES = 2000
 CHUNK = 128  # resamples per vectorised block: bounds the (resamples x distinct scores) temporaries
 GRID_POINTS = 1000  # thresholds of the AUPRO grid, spread evenly in FPR over [0, 2 * limit], and one above all
 GRID_SAMPLE = 1 << 22  # normal pixels sampled (fixed seed) to place the grid's thresholds

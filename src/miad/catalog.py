@@ -1,8 +1,7 @@
 """What MIAD's data is made of: scenarios (paper Table 2), uncontrolled factors and dataset variants.
 
 Imports nothing heavy, so config validation, the renderer and the report all read the same facts.
-A scenario listed here is known to the report (its paper row exists); `RENDERABLE` says which ones
-the renderer can build today.
+Every scenario listed here has its paper row and its scene (miad.render.scenarios).
 """
 
 from __future__ import annotations
@@ -73,13 +72,6 @@ SCENARIOS: dict[str, ScenarioInfo] = {
 }
 SCENARIO_NAMES = tuple(SCENARIOS)
 
-# Scenarios whose scene the renderer can build (all seven; see miad.render.scenarios).
-RENDERABLE = SCENARIO_NAMES
-
-# Factors the renderer implements; a variant's factors are intersected with these and the
-# index of every image records the factors actually applied.
-IMPLEMENTED_FACTORS = FACTOR_NAMES
-
 # Dataset variants: `main` is each scenario with its Table 2 factors; the ablation variants of
 # Tables 5 and 6 switch factors on one at a time from a controlled baseline.
 VARIANT_FACTORS: dict[str, tuple[str, ...] | None] = {
@@ -93,12 +85,8 @@ VARIANT_NAMES = tuple(VARIANT_FACTORS)
 ABLATION_SCENARIOS = ("electrical_insulator", "witness_mark")  # the only scenarios with ablation variants
 
 
-def factors_for(variant: str, scenario: str) -> tuple[str, ...]:
-    """The uncontrolled factors requested for `scenario` in `variant` (before implementation limits)."""
+def applied_factors(variant: str, scenario: str) -> tuple[str, ...]:
+    """The uncontrolled factors the renderer applies to `scenario` in `variant` (each image's index records them):
+    the scenario's Table 2 factors in `main`, the variant's own in the ablation variants."""
     chosen = VARIANT_FACTORS[variant]
     return SCENARIOS[scenario].factors if chosen is None else chosen
-
-
-def applied_factors(variant: str, scenario: str) -> tuple[str, ...]:
-    """The factors the renderer will actually apply: requested ones it implements."""
-    return tuple(f for f in factors_for(variant, scenario) if f in IMPLEMENTED_FACTORS)

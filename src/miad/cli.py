@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from miad.atomic import write_json_atomic
-from miad.catalog import RENDERABLE, VARIANT_NAMES
+from miad.catalog import SCENARIO_NAMES, VARIANT_NAMES
 from miad.config import PROFILES, ConfigError, Params, load_params
 from miad.method_catalog import TRAINABLE
 from miad.rehearsal.cli import register as register_rehearsal
@@ -455,7 +455,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _dataset_args(parser: argparse.ArgumentParser, *, scenario_required: bool = True) -> None:
-    parser.add_argument("--scenario", required=scenario_required, choices=RENDERABLE, help="scenario key")
+    parser.add_argument("--scenario", required=scenario_required, choices=SCENARIO_NAMES, help="scenario key")
     parser.add_argument("--variant", default="main", choices=VARIANT_NAMES, help="dataset variant (default: main)")
     parser.add_argument("--renders", default="renders", help="root of rendered shards (default: %(default)s)")
 
@@ -521,14 +521,14 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["repro"].add_argument("--stats-json", help="also write per-stage timings to this JSON file")
     parsers["render"].add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parsers["render"].add_argument("--stats-json", help="also write timings (wall, inside Cycles) to this JSON file")
-    parsers["dataset"].add_argument("--scenario", required=True, choices=RENDERABLE, help="scenario key")
+    parsers["dataset"].add_argument("--scenario", required=True, choices=SCENARIO_NAMES, help="scenario key")
     parsers["dataset"].add_argument("--renders", default="renders", help="root of datasets (default: %(default)s)")
     parsers["dataset"].add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parsers["dataset"].add_argument("--stats-json", help="rendered: also write timings to this JSON file")
     parsers["import"].add_argument("source", help="an MVTec-layout class folder: train/good, test/<type>, ground_truth")
     parsers["import"].add_argument("--layout", required=True, choices=["mvtec"], help="folder layout to read")
     parsers["import"].add_argument(
-        "--scenario", choices=RENDERABLE, help="the scenario it fills (default: from a MIAD class folder's name)"
+        "--scenario", choices=SCENARIO_NAMES, help="the scenario it fills (default: from a MIAD class folder's name)"
     )
     parsers["import"].add_argument("--variant", default="main", choices=VARIANT_NAMES)
     parsers["import"].add_argument("--renders", default="renders", help="root of datasets (default: %(default)s)")
@@ -541,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["export"].add_argument(
         "--scenario",
         action="append",
-        choices=RENDERABLE,
+        choices=SCENARIO_NAMES,
         help="scenario to export (repeatable; default: all in params)",
     )
     parsers["export"].add_argument("--variant", default="main", choices=VARIANT_NAMES)
@@ -560,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["train"].add_argument(
         "--scenario",
         action="append",
-        choices=RENDERABLE,
+        choices=SCENARIO_NAMES,
         help="scenario whose train split to use (repeatable: a unified model)",
     )
     parsers["train"].add_argument("--all-scenarios", action="store_true", help="train on every scenario in params")

@@ -500,7 +500,7 @@ def _ablation(
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> Params:
     """Read and validate params.yaml; `profile` overrides the file's `profile` key."""
-    from miad.catalog import RENDERABLE
+    from miad.catalog import SCENARIO_NAMES
     from miad.method_catalog import TRAINABLE, UNIFIED
 
     path = Path(path)
@@ -512,4 +512,4 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None) ->
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if profile is not None and isinstance(data, dict):
         data = {**data, "profile": profile}
-    return parse_params(data, path, scenarios=RENDERABLE, methods=TRAINABLE, unified=UNIFIED)
+    return parse_params(data, path, scenarios=SCENARIO_NAMES, methods=TRAINABLE, unified=UNIFIED)

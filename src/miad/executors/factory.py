@@ -16,4 +16,4 @@ def make_executor(cfg: ExecutorConfig, root: Path) -> Executor:
         return SlurmExecutor(cfg.slurm, root)
     from miad.executors.local import LocalExecutor
 
-    return LocalExecutor(cfg.workers)
+    return LocalExecutor()

@@ -41,12 +41,11 @@ class LocalJob:
 
 
 class LocalExecutor:
-    """Runs tasks as processes here; the caller decides how many run at once (`workers`)."""
+    """Runs tasks as processes here; the caller decides how many run at once (`run_tasks`' limit)."""
 
     kind = "local"
 
-    def __init__(self, workers: int = 1, log_dir: Path | None = None) -> None:
-        self.workers = workers
+    def __init__(self, log_dir: Path | None = None) -> None:
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="miad-local-logs-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
 

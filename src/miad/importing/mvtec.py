@@ -9,9 +9,10 @@ The layout (MVTec AD's, which MIAD's release follows):
 
 Label and defect type come from the folder names, masks from ground_truth (any value > 0 is a defect pixel;
 good images get an empty mask). Images may be any size, one size per class; they are decoded (JPEG too) and
-stored as PNG, so the imported pixels are exactly the decoded ones. Every problem is collected and named
-before anything is written: a defective image without a mask, a mask without an image, a mask of another size,
-an unknown extension, an empty class, a stray file or folder. The dataset folder is written in a temp folder and
+stored as PNG, so the imported pixels are exactly the decoded ones. Every layout problem is collected and named
+before anything is written: a defective image without a mask, a mask without an image, an unknown extension, an
+empty class, a stray file or folder. What only decoding shows (an image of another size, a mask of another size,
+a defective image's mask that is all zero) is named when met. The dataset folder is written in a temp folder and
 renamed into place, so a failed import leaves the previous one (or nothing) behind. Hidden files (`.name`) are
 ignored. MVTec LOCO's per-image mask folders and its `validation/` split are not read.
 """
@@ -201,6 +202,11 @@ def _items(
                     f"{image.mask}: mask of {raw.shape[1]}x{raw.shape[0]} px for an image of {size[1]}x{size[0]} px"
                 )
             mask = np.where(raw > 0, 255, 0).astype(np.uint8)
+            if not mask.any():
+                raise LayoutError(
+                    f"{image.mask}: all zero, but {image.path.relative_to(root).as_posix()} is a defective image: "
+                    "its mask must mark at least one defect pixel (value > 0)"
+                )
         image_png, mask_png = encode_png(pixels), encode_png(mask)
         record = {
             "source": {

@@ -27,7 +27,7 @@ def repro(
     cfg = load_executor_config(params, kind=kind)
     root = Path.cwd()
     executor = make_executor(cfg, root)
-    coordinator = LocalExecutor(1)  # render stages coordinate here; their shard tasks use `executor`
+    coordinator = LocalExecutor()  # render stages coordinate here; their shard tasks use `executor`
     report = launch(
         root,
         targets,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from miad.atomic import write_json_atomic, write_text_atomic
-from miad.catalog import RENDERABLE, SCENARIOS
+from miad.catalog import SCENARIOS
 from miad.config import Params
 from miad.data.layout import dataset_key, manifest_path, split_dir
 from miad.data.manifest import read_manifest
@@ -117,8 +117,7 @@ def notes(params: Params) -> list[str]:
         )
     missing = [SCENARIOS[s].title for s in SCENARIOS if s not in params.scenarios]
     if missing:
-        reason = "" if set(RENDERABLE) == set(SCENARIOS) else " (the renderer cannot build all of them yet)"
-        lines.append(f"Not rendered in this run: {', '.join(missing)}{reason}.")
+        lines.append(f"Not rendered in this run: {', '.join(missing)}.")
     return lines
 
 

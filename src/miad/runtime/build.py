@@ -2,15 +2,15 @@
 
     python -m miad.runtime.build [--base IMAGE] [--root .] [--no-mirror]
 
-BuildKit with `--network host`: apt reaches Debian, pip reaches PyPI or a local wheel mirror on 127.0.0.1
-(miad.runtime.mirror). The mirror URL and the CA bundle go in as build secrets, so they never change a layer's
-cache key: an unchanged image rebuilds in seconds.
+BuildKit with `--network host`: apt reaches Debian; pip uses this machine's pip configuration (its index-url,
+extra-index-url and CA bundle, miad.runtime.mirror), its local `file://` indexes served on 127.0.0.1. The index URL
+and the CA bundle go in as build secrets, so they never change a layer's cache key: an unchanged image rebuilds in
+seconds.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
@@ -22,7 +22,6 @@ from pathlib import Path
 
 from miad.runtime import engine, images, mirror
 
-CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # this host's CAs, for pip behind an inspecting proxy
 TAG_PREFIX = "miad"
 
 
@@ -83,13 +82,16 @@ def build_images(
 ) -> dict[str, Built]:
     """Build both images from the checkout at `root`; write root/docker/images.lock when `write_lock`."""
     built: dict[str, Built] = {}
+    settings = mirror.pip_settings()
+    if not use_mirror:  # pip's remote index only
+        settings = mirror.PipSettings(settings.index_url, cert=settings.cert)
     with (
-        mirror.serve() if use_mirror else contextlib.nullcontext() as url,
+        mirror.serve(settings) as url,
         tempfile.TemporaryDirectory(prefix="miad-secrets-") as tmp,
     ):
         secrets: dict[str, Path] = {}
-        if CA_BUNDLE.is_file():
-            secrets["ca"] = CA_BUNDLE
+        if settings.cert:
+            secrets["ca"] = settings.cert
         if url:
             secrets["index_url"] = Path(tmp) / "index_url"
             secrets["index_url"].write_text(url, encoding="utf-8")
@@ -105,7 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m miad.runtime.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=".", help="the checkout to build from (default: %(default)s)")
     parser.add_argument("--base", help="base image instead of the Dockerfiles' digest-pinned default")
-    parser.add_argument("--no-mirror", action="store_true", help="download every wheel from PyPI")
+    parser.add_argument(
+        "--no-mirror",
+        action="store_true",
+        help="leave out pip's extra indexes: every wheel from pip's index-url (or pip's default)",
+    )
     parser.add_argument("--no-lock", action="store_true", help="do not rewrite docker/images.lock")
     args = parser.parse_args(argv)
     try:

@@ -1,30 +1,103 @@
-"""A package index on localhost for `docker build`: the local mirror's files first, PyPI's for the rest.
+"""The package indexes of this machine's pip, made reachable from a `docker build` (`make images`).
 
-A build's pip cannot see the host's disk, but with `--network host` it can reach 127.0.0.1. pip picks among
-equal files from several indexes by itself (and it picked PyPI's), so this server is the build's only index:
-for each project it lists the files of the local mirror folders (PEP 503 pages with sha256 fragments, as
-/opt/pypi/simple has them) and adds PyPI's links for every file the mirror lacks. The images' requirements
-are hash-locked, so a mirror can only make a build faster, never change what it installs.
+A build's pip cannot see the host's disk, but with `--network host` it can reach 127.0.0.1. `pip_settings` reads
+pip's own configuration (`pip config list`: index-url, extra-index-url and cert from pip's config files and PIP_*
+variables). When those name local (`file://`) PEP 503 indexes, `serve` puts them on 127.0.0.1 merged with pip's
+remote indexes (its index-url, or pip's own default, then any remote extra-index-url): for each project the local
+files first, then the remote files they lack. pip picks among equal files from several indexes by itself, so the
+merged server is the build's only index. The images' requirements are hash-locked, so a local index can only make
+a build faster, never change what it installs. Nothing here names a machine: without local indexes nothing is
+served, and the build uses pip's configured index-url (or pip's default).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import http.server
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-# The local PEP 503 mirrors of this project's build machines (pip.conf's extra indexes): ROOT/simple/<project>/
-DEFAULT_MIRRORS = (Path("/opt/pypi-more"), Path("/opt/pypi"))
-UPSTREAM = "https://pypi.org/simple"
 ANCHOR = re.compile(r'<a\s[^>]*?href="([^"]+)"[^>]*>([^<]+)</a>', re.IGNORECASE)
 UPSTREAM_TIMEOUT = 60  # seconds
+SECTIONS = (":env:", "install", "global")  # pip's precedence for `pip install`: PIP_* variables, then config files
+
+
+@dataclass(frozen=True)
+class PipSettings:
+    """What the images' pip should use, from this machine's pip configuration."""
+
+    index_url: str | None  # None: pip's own default index
+    extra_index_urls: tuple[str, ...] = ()
+    cert: Path | None = None  # a CA bundle (pip behind an inspecting proxy)
+
+    @property
+    def indexes(self) -> list[str]:
+        """Every index pip would read, in pip's order (the index-url, or pip's default, first)."""
+        return [self.index_url or default_index(), *self.extra_index_urls]
+
+    @property
+    def local_indexes(self) -> list[Path]:
+        """The `file://` indexes among them, as folders holding `<project>/index.html`."""
+        return [Path(urllib.parse.unquote(urllib.parse.urlparse(u).path)) for u in self.indexes if _is_file(u)]
+
+    @property
+    def remote_indexes(self) -> list[str]:
+        return [u.rstrip("/") for u in self.indexes if not _is_file(u)]
+
+
+def _is_file(url: str) -> bool:
+    return urllib.parse.urlparse(url).scheme == "file"
+
+
+def default_index() -> str:
+    """pip's own default index: what pip reads when no index-url is configured."""
+    from pip._internal.models.index import PyPI  # pip's constant, so this module names no index itself
+
+    return PyPI.simple_url
+
+
+def parse_pip_config(listing: str) -> dict[str, str]:
+    """{name: value} from `pip config list` output (`section.name='value'` lines), by pip's precedence."""
+    found: dict[tuple[str, str], str] = {}
+    for line in listing.splitlines():
+        key, sep, raw = line.partition("=")
+        section, dot, name = key.rpartition(".")
+        if not sep or not dot:
+            continue
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw.strip("'\"")
+        found[(section, name)] = str(value)
+    settings = {}
+    for section in reversed(SECTIONS):  # lowest precedence first, each higher one overrides
+        settings.update({name: value for (sec, name), value in found.items() if sec == section})
+    return settings
+
+
+def pip_settings(python: str = sys.executable, config: Mapping[str, str] | None = None) -> PipSettings:
+    """This machine's pip settings (`python -m pip config list`, or `config` as parse_pip_config returns it)."""
+    if config is None:
+        listing = subprocess.run(
+            [python, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
+        ).stdout
+        config = parse_pip_config(listing)
+    cert = config.get("cert")
+    return PipSettings(
+        index_url=config.get("index-url") or None,
+        extra_index_urls=tuple(config.get("extra-index-url", "").split()),
+        cert=Path(cert) if cert and Path(cert).is_file() else None,
+    )
 
 
 def normalize(project: str) -> str:
@@ -32,26 +105,29 @@ def normalize(project: str) -> str:
     return re.sub(r"[-_.]+", "-", project).lower()
 
 
-def local_anchors(mirrors: Sequence[Path], project: str) -> dict[str, str]:
-    """{filename: anchor tag with its href pointing at this server} from the mirrors' pages for `project`."""
+def local_anchors(indexes: Sequence[Path], project: str, files: dict[str, Path]) -> dict[str, str]:
+    """{filename: anchor tag pointing at this server} from the local indexes' pages for `project`; registers each
+    file it links in `files` ({served path: file}), so the server hands out only files a page named."""
     anchors: dict[str, str] = {}
-    for index, root in enumerate(mirrors):
-        page = root / "simple" / project / "index.html"
+    for number, root in enumerate(indexes):
+        page = root / project / "index.html"
         if not page.is_file():
             continue
         for match in ANCHOR.finditer(page.read_text(encoding="utf-8", errors="replace")):
             href, name = match.group(1), match.group(2).strip()
-            target = root / "simple" / project / href.split("#", 1)[0]
-            if name not in anchors and target.resolve().is_file():
-                fragment = "#" + href.split("#", 1)[1] if "#" in href else ""
-                local = match.group(0).replace(f'"{href}"', f'"/files/{index}/{target.name}{fragment}"', 1)
-                anchors[name] = local
+            target = (page.parent / urllib.parse.unquote(href.split("#", 1)[0])).resolve()
+            if name in anchors or not target.is_file():
+                continue
+            served = f"/files/{number}/{project}/{urllib.parse.quote(target.name)}"
+            files[served] = target
+            fragment = "#" + href.split("#", 1)[1] if "#" in href else ""
+            anchors[name] = match.group(0).replace(f'"{href}"', f'"{served}{fragment}"', 1)
     return anchors
 
 
-def upstream_anchors(upstream: str, project: str) -> dict[str, str]:
-    """{filename: anchor tag} from the upstream index's page for `project` (empty when it cannot be read)."""
-    request = urllib.request.Request(f"{upstream}/{project}/", headers={"Accept": "text/html"})
+def remote_anchors(index: str, project: str) -> dict[str, str]:
+    """{filename: anchor tag} from a remote index's page for `project` (empty when it cannot be read)."""
+    request = urllib.request.Request(f"{index}/{project}/", headers={"Accept": "text/html"})
     try:
         with urllib.request.urlopen(request, timeout=UPSTREAM_TIMEOUT) as response:
             text = response.read().decode("utf-8", errors="replace")
@@ -66,30 +142,30 @@ def upstream_anchors(upstream: str, project: str) -> dict[str, str]:
     return anchors
 
 
-def project_page(mirrors: Sequence[Path], upstream: str | None, project: str) -> str:
-    """The merged PEP 503 page: the mirrors' files, then upstream's files the mirrors lack."""
-    anchors = local_anchors(mirrors, project)
-    for name, anchor in (upstream_anchors(upstream, project) if upstream else {}).items():
-        anchors.setdefault(name, anchor)
+def project_page(indexes: Sequence[Path], remotes: Sequence[str], project: str, files: dict[str, Path]) -> str:
+    """The merged PEP 503 page: the local indexes' files, then the remote indexes' files they lack."""
+    anchors = local_anchors(indexes, project, files)
+    for remote in remotes:
+        for name, anchor in remote_anchors(remote, project).items():
+            anchors.setdefault(name, anchor)
     body = "\n".join(anchors.values())
     return f"<!DOCTYPE html>\n<html><body>\n{body}\n</body></html>\n"
 
 
-def _handler(mirrors: Sequence[Path], upstream: str | None) -> type[http.server.BaseHTTPRequestHandler]:
+def _handler(indexes: Sequence[Path], remotes: Sequence[str]) -> type[http.server.BaseHTTPRequestHandler]:
+    files: dict[str, Path] = {}
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            parts = [p for p in self.path.split("?", 1)[0].split("/") if p]
+            path = self.path.split("?", 1)[0]
+            parts = [p for p in path.split("/") if p]
             if len(parts) == 2 and parts[0] == "simple":
-                data = project_page(mirrors, upstream, normalize(parts[1])).encode()
+                data = project_page(indexes, remotes, normalize(parts[1]), files).encode()
                 self._send(200, "text/html", len(data))
                 self.wfile.write(data)
-            elif len(parts) == 3 and parts[0] == "files" and parts[1].isdigit() and int(parts[1]) < len(mirrors):
-                path = mirrors[int(parts[1])] / "files" / parts[2]
-                if "/" in parts[2] or not path.is_file():
-                    self._send(404, "text/plain", 0)
-                    return
-                self._send(200, "application/octet-stream", path.stat().st_size)
-                with path.open("rb") as handle:
+            elif path in files:
+                self._send(200, "application/octet-stream", files[path].stat().st_size)
+                with files[path].open("rb") as handle:
                     shutil.copyfileobj(handle, self.wfile)
             else:
                 self._send(404, "text/plain", 0)
@@ -121,11 +197,12 @@ def serving(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Itera
 
 
 @contextlib.contextmanager
-def serve(mirrors: Sequence[Path] = DEFAULT_MIRRORS, upstream: str | None = UPSTREAM) -> Iterator[str | None]:
-    """Serve the merged index on 127.0.0.1; yield its URL (…/simple), or None when no mirror folder exists."""
-    mirrors = [Path(m) for m in mirrors if (Path(m) / "simple").is_dir()]
-    if not mirrors:
-        yield None
+def serve(settings: PipSettings) -> Iterator[str | None]:
+    """The index URL the build's pip should use: the merged server's (…/simple) while it runs when `settings` name
+    a local index that exists; else the configured index-url; None for pip's default."""
+    indexes = [p for p in settings.local_indexes if p.is_dir()]
+    if not indexes:
+        yield settings.index_url if settings.index_url and not _is_file(settings.index_url) else None
         return
-    with serving(_handler(mirrors, upstream)) as base:
+    with serving(_handler(indexes, settings.remote_indexes)) as base:
         yield f"{base}/simple"
