@@ -68,11 +68,11 @@ rehearse: setup  ## the paper profile end to end on CPU in a scratch copy, image
 	$(BIN)/miad rehearse $(REHEARSE_ARGS)
 
 gpu-check: setup  ## on a machine with an NVIDIA GPU: OptiX and CUDA renders, train twice, rates and peak memory
-	$(BIN)/python -m miad.gpucheck
+	$(BIN)/miad gpucheck
 
 BASE ?=
 images: setup  ## build the render and train images (needs a Docker engine; BASE=... overrides the pinned base), write docker/images.lock
-	$(BIN)/python -m miad.runtime.build $(if $(BASE),--base $(BASE))
+	$(BIN)/miad images $(if $(BASE),--base $(BASE))
 
 locks: setup  ## recompile docker/render.lock and docker/train.lock (hash-pinned, versions from requirements.lock)
 	for image in render train; do \

@@ -26,6 +26,7 @@ import yaml
 
 from miad.atomic import atomic_directory
 from miad.data.shards import encode_png
+from miad.errors import MiadError
 
 ASSET_SEED = 20230417  # fixed: the asset library is data, not a function of params.yaml
 ASSET_SIZE = 256  # px, square
@@ -35,7 +36,7 @@ TEXTURE_BASE_RGB = {"dust": (176, 160, 132), "rust": (120, 58, 28), "dirt": (72,
 DVC_FILE = "data.dvc"
 
 
-class AssetMismatchError(RuntimeError):
+class AssetMismatchError(MiadError, RuntimeError):
     """The asset tree differs from what data.dvc pins; the message lists the files."""
 
 

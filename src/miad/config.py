@@ -17,11 +17,13 @@ from typing import Any, TypeVar
 
 import yaml
 
+from miad.errors import MiadError
+
 PROFILES = ("smoke", "paper")
 SPLITS = ("train", "test")
 
 
-class ConfigError(ValueError):
+class ConfigError(MiadError, ValueError):
     """A params file that does not match the schema; the message names key, value and rule."""
 
 

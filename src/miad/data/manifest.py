@@ -95,3 +95,8 @@ def verify_split(split_directory: Path) -> list[str]:
     extra = sorted(p.name for p in split_directory.iterdir() if p.name not in known and not p.name.startswith("."))
     problems.extend(f"{split_directory / name}: not listed in the manifest" for name in extra)
     return problems
+
+
+def split_folders(renders: Path) -> list[Path]:
+    """Every split folder under a renders root (`<variant>/<scenario>/<split>/` holding a manifest), sorted."""
+    return sorted(p.parent for p in renders.glob("*/*/*/manifest.json"))

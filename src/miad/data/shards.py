@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from miad.atomic import temp_path_for
+from miad.errors import MiadError
 
 SHARD_FORMAT = 1
 INDEX_MEMBER = "index.json"
@@ -28,7 +29,7 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time zip can store: no wall cl
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 
 
-class ShardError(ValueError):
+class ShardError(MiadError, ValueError):
     """A shard that is missing, truncated or does not match its recorded hashes."""
 
 

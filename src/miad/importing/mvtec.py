@@ -34,6 +34,7 @@ from miad.atomic import atomic_directory
 from miad.data.layout import shard_name
 from miad.data.manifest import build_manifest, write_manifest
 from miad.data.shards import IndexEntry, encode_png, sha256_bytes, sha256_file, write_shard
+from miad.errors import MiadError
 
 GOOD = "good"
 SPLITS = ("train", "test")
@@ -42,7 +43,7 @@ MASK_SUFFIX = "_mask.png"
 SHOWN_PROBLEMS = 20  # problems listed in one error message
 
 
-class LayoutError(ValueError):
+class LayoutError(MiadError, ValueError):
     """An MVTec-layout folder that cannot be imported; the message names every problem found."""
 
 

@@ -10,12 +10,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from miad.errors import MiadError
+
 CHUNK = 1 << 20  # bytes per read while downloading
 TIMEOUT_S = 60  # per socket operation
 SHA256_PATTERN = re.compile(r"[0-9a-f]{8,64}")
 
 
-class WeightsError(Exception):
+class WeightsError(MiadError):
     """A checkpoint could not be fetched, failed its checksum, or does not fit its architecture."""
 
 
