@@ -154,7 +154,7 @@ def publish(repo: Path, remote_name: str | None = None, jobs: int | None = None)
     if remote is None:
         raise RemoteError(
             "no DVC remote configured: add one first, e.g. `miad remote add storage s3://BUCKET/miad` "
-            "(README: Sharing results through a DVC remote)"
+            "(docs/remote.md)"
         )
     check_endpoint(remote)
     push = run_dvc(repo, "push", "--remote", remote.name, *(["--jobs", str(jobs)] if jobs else []), capture=False)
