@@ -47,7 +47,7 @@ def download(url: str, directory: Path, sha256: str, suffix: str = ".pth") -> tu
         path.unlink(missing_ok=True)
         raise WeightsError(
             f"{url}: cannot download ({exc}); machines without internet get the weights with `dvc pull` "
-            "once someone has fetched and pushed them (docs/remote.md, "Paper backbone weights")"
+            "once someone has fetched and pushed them (docs/remote.md, 'Paper backbone weights')"
         ) from exc
     actual = digest.hexdigest()
     if not actual.startswith(expected):
