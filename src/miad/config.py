@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import yaml
 
 PROFILES = ("smoke", "paper")
-SPLITS = ("train", "test")
 
 
 class ConfigError(ValueError):

@@ -31,12 +31,10 @@ import numpy as np
 from tqdm import tqdm
 
 from miad.atomic import atomic_directory
-from miad.data.layout import shard_name
+from miad.data.layout import GOOD, SPLITS, shard_name
 from miad.data.manifest import build_manifest, write_manifest
 from miad.data.shards import IndexEntry, encode_png, sha256_bytes, sha256_file, write_shard
 
-GOOD = "good"
-SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MASK_SUFFIX = "_mask.png"
 SHOWN_PROBLEMS = 20  # problems listed in one error message

@@ -21,11 +21,11 @@ import numpy as np
 from tqdm import tqdm
 
 from miad.catalog import SCENARIOS, applied_factors
-from miad.config import SPLITS, Params, RenderConfig, to_dict
-from miad.data.layout import shard_name, split_dir
+from miad.config import Params, RenderConfig, to_dict
+from miad.data.layout import GOOD, SPLITS, shard_name, split_dir
 from miad.data.manifest import build_manifest, write_manifest
 from miad.data.shards import IndexEntry, ShardError, check_shard, encode_png, sha256_bytes, write_shard
-from miad.render.plan import GOOD, RenderedSample, SamplePlan
+from miad.render.plan import RenderedSample, SamplePlan
 from miad.render.pools import pools_digest
 from miad.seeding import derive_seed
 
