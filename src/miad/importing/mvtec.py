@@ -33,7 +33,8 @@ from tqdm import tqdm
 from miad.atomic import atomic_directory
 from miad.data.layout import GOOD, SPLITS, shard_name
 from miad.data.manifest import build_manifest, write_manifest
-from miad.data.shards import IndexEntry, encode_png, sha256_bytes, sha256_file, write_shard
+from miad.data.shards import IndexEntry, encode_png, write_shard
+from miad.hashing import bytes_sha256, file_sha256
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MASK_SUFFIX = "_mask.png"
@@ -209,9 +210,9 @@ def _items(
         record = {
             "source": {
                 "file": image.path.relative_to(root).as_posix(),
-                "sha256": sha256_file(image.path),
+                "sha256": file_sha256(image.path),
                 "mask": None if image.mask is None else image.mask.relative_to(root).as_posix(),
-                "mask_sha256": None if image.mask is None else sha256_file(image.mask),
+                "mask_sha256": None if image.mask is None else file_sha256(image.mask),
             },
             "defect_pixels": int(np.count_nonzero(mask)),
         }
@@ -221,8 +222,8 @@ def _items(
             label=image.label,
             defect_type=image.defect_type,
             seed=0,  # nothing is drawn
-            image_sha256=sha256_bytes(image_png),
-            mask_sha256=sha256_bytes(mask_png),
+            image_sha256=bytes_sha256(image_png),
+            mask_sha256=bytes_sha256(mask_png),
             record=record,
         )
         bar.update(1)

@@ -24,7 +24,8 @@ from miad.catalog import SCENARIOS, applied_factors
 from miad.config import Params, RenderConfig, to_dict
 from miad.data.layout import GOOD, SPLITS, shard_name, split_dir
 from miad.data.manifest import build_manifest, write_manifest
-from miad.data.shards import IndexEntry, ShardError, check_shard, encode_png, sha256_bytes, write_shard
+from miad.data.shards import IndexEntry, ShardError, check_shard, encode_png, write_shard
+from miad.hashing import bytes_sha256
 from miad.render.plan import RenderedSample, SamplePlan
 from miad.render.pools import pools_digest
 from miad.seeding import derive_seed
@@ -140,8 +141,8 @@ def _items(
             label=plan.label,
             defect_type=plan.defect_type,
             seed=plan.seed,
-            image_sha256=sha256_bytes(image_png),
-            mask_sha256=sha256_bytes(mask_png),
+            image_sha256=bytes_sha256(image_png),
+            mask_sha256=bytes_sha256(mask_png),
             record=sample.record,
         )
         report.rendered_images += 1
