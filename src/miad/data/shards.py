@@ -9,7 +9,6 @@ leaves a half-written shard under its final name.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from miad.atomic import temp_path_for
+from miad.atomic import atomic_path
 from miad.hashing import bytes_sha256, file_sha256
 
 SHARD_FORMAT = 1
@@ -123,22 +122,14 @@ def _add_member(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
 
 def write_shard(path: Path, header: Mapping[str, Any], items: Iterable[tuple[IndexEntry, bytes, bytes]]) -> str:
     """Write (entry, image PNG, mask PNG) items plus an index atomically to `path`; return its sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path_for(path)
     rows = []
-    try:
-        with zipfile.ZipFile(temp, "w") as archive:
-            for entry, image_png, mask_png in items:
-                _add_member(archive, entry.image_member, image_png)
-                _add_member(archive, entry.mask_member, mask_png)
-                rows.append(entry.to_json())
-            index = {"format": SHARD_FORMAT, **dict(header), "entries": rows}
-            _add_member(archive, INDEX_MEMBER, json.dumps(index, indent=1, sort_keys=True).encode("utf-8"))
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    with atomic_path(path, fsync=True) as temp, zipfile.ZipFile(temp, "w") as archive:
+        for entry, image_png, mask_png in items:
+            _add_member(archive, entry.image_member, image_png)
+            _add_member(archive, entry.mask_member, mask_png)
+            rows.append(entry.to_json())
+        index = {"format": SHARD_FORMAT, **dict(header), "entries": rows}
+        _add_member(archive, INDEX_MEMBER, json.dumps(index, indent=1, sort_keys=True).encode("utf-8"))
     return file_sha256(path)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from miad.atomic import write_text_atomic
 from miad.config import ConfigError
 
 IMAGES = ("render", "train")
@@ -65,7 +66,5 @@ def write_lock(root: Path, images: dict[str, dict[str, object]]) -> Path:
     """Write root/docker/images.lock (sorted keys, one trailing newline: stable bytes for git)."""
     path = root / LOCK_PATH
     text = json.dumps({"images": {name: images[name] for name in IMAGES}}, indent=2, sort_keys=True) + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, text)
     return path
