@@ -113,6 +113,31 @@ class ShardIndex:
         return str(self.header.get("spec_hash", ""))
 
 
+ShardItem = tuple[IndexEntry, bytes, bytes]  # (index row, image PNG, mask PNG)
+
+
+def shard_item(
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    stem: str,
+    split: str,
+    label: int,
+    defect_type: str,
+    seed: int,
+    record: Mapping[str, Any],
+) -> ShardItem:
+    """One image for `write_shard`: image and mask encoded as PNG, and its index row with both sha256."""
+    image_png, mask_png = encode_png(image), encode_png(mask)
+    entry = IndexEntry(stem, split, label, defect_type, seed, bytes_sha256(image_png), bytes_sha256(mask_png), record)
+    return entry, image_png, mask_png
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """sha256 of a shard's spec (canonical JSON): what `check_shard` compares with the current plan's."""
+    return bytes_sha256(json.dumps(spec, sort_keys=True).encode("utf-8"))
+
+
 def _add_member(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
     info.compress_type = zipfile.ZIP_STORED  # PNGs are compressed already
@@ -120,7 +145,7 @@ def _add_member(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     archive.writestr(info, data)
 
 
-def write_shard(path: Path, header: Mapping[str, Any], items: Iterable[tuple[IndexEntry, bytes, bytes]]) -> str:
+def write_shard(path: Path, header: Mapping[str, Any], items: Iterable[ShardItem]) -> str:
     """Write (entry, image PNG, mask PNG) items plus an index atomically to `path`; return its sha256."""
     rows = []
     with atomic_path(path, fsync=True) as temp, zipfile.ZipFile(temp, "w") as archive:
