@@ -9,7 +9,7 @@ from pathlib import Path
 
 from miad.gpucheck import GpuCheckError
 from miad.gpucheck.run import run_check
-from miad.rehearsal.scratch import project_root
+from miad.project import project_root
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,17 +31,6 @@ def dockerfile(root: Path, image: str) -> Path:
     return root / "docker" / f"{image}.Dockerfile"
 
 
-def find_root(start: Path) -> Path:
-    """The nearest folder at or above `start` holding docker/images.lock: the repository to mount."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if (folder / LOCK_PATH).is_file():
-            return folder
-    raise ConfigError(
-        f"MIAD_RUNTIME=docker, but no {LOCK_PATH} in {start} or above it: build the images with `make images`"
-    )
-
-
 def read_lock(root: Path) -> dict[str, dict[str, object]]:
     """{image: {"id": "sha256:...", ...}} from root/docker/images.lock; a clear error when it is malformed."""
     path = root / LOCK_PATH
