@@ -47,9 +47,10 @@ test: setup lint  ## lint, then every test (slow ones included)
 test-fast: setup  ## the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: setup  ## ruff on the code, hadolint on the Dockerfiles
+lint: setup  ## ruff on the code, the package's layers (import-linter), hadolint on the Dockerfiles
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint docker/render.Dockerfile docker/train.Dockerfile
 
 bench: setup  ## benchmarks -> results/bench/*.json

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from miad.catalog import SCENARIO_NAMES, VARIANT_NAMES
-from miad.config import PROFILES, Params, load_params
+from miad.config import EXECUTOR_KINDS, PROFILES, Params, load_params
 
-EXECUTOR_KINDS = ("local", "slurm")
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = argparse._SubParsersAction  # what `add_subparsers` returns; argparse exports no public name
 

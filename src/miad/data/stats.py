@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 
 from miad.catalog import SCENARIOS
-from miad.config import SPLITS
 from miad.data.dataset import ShardDataset
-from miad.data.layout import dataset_key, split_dir
+from miad.data.layout import SPLITS, dataset_key, split_dir
 from miad.data.manifest import read_manifest
 from miad.data.shards import IndexEntry
 

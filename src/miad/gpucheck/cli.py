@@ -11,7 +11,7 @@ from miad.cliargs import Subparsers, add_command
 
 def cmd_gpucheck(args: argparse.Namespace) -> int:
     from miad.gpucheck.run import run_check
-    from miad.rehearsal.scratch import project_root
+    from miad.project import project_root
 
     summary = run_check(project_root(Path.cwd()), Path(args.dir) if args.dir else None, args.images)
     print(json.dumps(summary, indent=2))

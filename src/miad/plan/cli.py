@@ -10,12 +10,11 @@ from miad.cliargs import Subparsers, add_command, params_of
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from miad.executors.config import load_executor_config
     from miad.plan.estimate import estimate_pipeline
     from miad.plan.table import over_memory, render_table, totals
 
     params = params_of(args)
-    task_memory_gb = load_executor_config(args.params).slurm.mem_gb
+    task_memory_gb = params.executor.slurm.mem_gb
     rows = estimate_pipeline(Path.cwd(), params)
     if args.json:
         heavy = [r.stage for r in over_memory(rows, task_memory_gb)]
