@@ -3,8 +3,10 @@
 `miad <command>` dispatches to a handler function in some package's `cli.py`. From that function the closure
 follows, statically (`ast`, no import executed): the imports inside the function, the module-level names it uses
 (a function of a `cli` module is followed function by function, any other module whole), and from a whole module
-every import it makes, at module level or inside a function, plus its packages' `__init__`. The numeric pin and the
-params schema run before every command (`miad.cli.pin_numeric_environment`), so they belong to every stage.
+every import it makes, at module level or inside a function, plus its packages' `__init__`; a module that loads
+others by name (`importlib.import_module` with a computed name) counts as importing every module of its package.
+Data files of src/miad that a module names (paper_results.yaml) count too. The numeric pin and the params schema
+run before every command (`miad.cli.pin_numeric_environment`), so they belong to every stage.
 
 Not followed, on purpose: `miad.cli` and `miad.cliargs` only parse the command line, and `miad.runtime` only chooses
 where the stage runs (natively, or in its image, whose contents docker/images.lock pins); none of them computes
@@ -68,7 +70,21 @@ def imported_modules(module: str, nodes: Iterable[ast.AST]) -> set[str]:
             source = _resolve(module, node)
             found.add(source)
             found.update(f"{source}.{alias.name}" for alias in node.names if module_file(f"{source}.{alias.name}"))
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module":
+            found |= dynamic_imports(module, node)
     return {name for name in found if name.split(".")[0] == "miad" and module_file(name)}
+
+
+def dynamic_imports(module: str, call: ast.Call) -> set[str]:
+    """`importlib.import_module(NAME)`: NAME itself when it is a constant, else every module of the caller's
+    package (a registry that loads its members by name, like `miad.render.scenarios`)."""
+    argument = call.args[0] if call.args else None
+    if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+        return {argument.value}
+    package = module if is_package(module) else module.rsplit(".", 1)[0]
+    folder = module_file(package).parent  # type: ignore[union-attr]
+    members = (p.relative_to(SRC).with_suffix("") for p in folder.rglob("*.py"))
+    return {".".join(m.parts[:-1] if m.name == "__init__" else m.parts) for m in members}
 
 
 def with_packages(names: Iterable[str]) -> set[str]:
@@ -177,10 +193,20 @@ def stage_commands(dvc_yaml: Path = REPO / "dvc.yaml") -> dict[str, tuple[str, l
     return out
 
 
+def data_files(modules: Iterable[str]) -> set[Path]:
+    """The files of src/miad other than code (paper_results.yaml, ...) that one of `modules` names in its source."""
+    sources = [module_file(m).read_text(encoding="utf-8") for m in modules]  # type: ignore[union-attr]
+    data = (p for p in (SRC / "miad").rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc"))
+    return {p for p in data if any(f'"{p.name}"' in text for text in sources)}
+
+
 def missing_deps(deps: Iterable[str], modules: Iterable[str]) -> list[str]:
-    """The source files of `modules` that no dep (a file, or a folder above it) covers, relative to the repo."""
+    """The source files of `modules`, and the data files they name, that no dep (a file, or a folder above it)
+    covers, relative to the repo."""
+    modules = list(modules)
     covered = [REPO / d for d in deps]
-    files = sorted(module_file(m).relative_to(REPO).as_posix() for m in modules)  # type: ignore[union-attr]
+    paths = {module_file(m) for m in modules} | data_files(modules)
+    files = sorted(p.relative_to(REPO).as_posix() for p in paths)  # type: ignore[union-attr]
     return [f for f in files if not any(REPO / f == c or c in (REPO / f).parents for c in covered)]
 
 

@@ -25,9 +25,11 @@ def test_the_closure_sees_what_a_stage_runs() -> None:
     render = command_modules("render")
     assert {"miad.render.shard", "miad.render.background", "miad.assets", "miad.data.shards"} <= render
     assert "miad.methods.patchcore" not in render  # rendering trains nothing
+    assert "miad.render.scenarios.witness_mark" in render  # loaded by name (importlib) from the registry
     assert "miad.methods.patchcore" in command_modules("train")  # imported lazily, by name, inside functions
     assert "miad.render.scene" not in module_closure("miad.metrics")
     assert "miad.render.shard" in function_closure("miad.render.cli", "cmd_render")
+    assert "src/miad/reporting/paper_results.yaml" in missing_deps([], command_modules("report"))  # data it reads
 
 
 def test_a_missing_dep_is_named() -> None:
