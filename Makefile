@@ -47,9 +47,10 @@ test: setup lint  ## lint, then every test (slow ones included)
 test-fast: setup  ## the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: setup  ## ruff on the code, hadolint on the Dockerfiles
+lint: setup  ## ruff on the code, the package's layers (import-linter), hadolint on the Dockerfiles
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint docker/render.Dockerfile docker/train.Dockerfile
 
 bench: setup  ## benchmarks -> results/bench/*.json
@@ -68,11 +69,11 @@ rehearse: setup  ## the paper profile end to end on CPU in a scratch copy, image
 	$(BIN)/miad rehearse $(REHEARSE_ARGS)
 
 gpu-check: setup  ## on a machine with an NVIDIA GPU: OptiX and CUDA renders, train twice, rates and peak memory
-	$(BIN)/python -m miad.gpucheck
+	$(BIN)/miad gpucheck
 
 BASE ?=
 images: setup  ## build the render and train images (needs a Docker engine; BASE=... overrides the pinned base), write docker/images.lock
-	$(BIN)/python -m miad.runtime.build $(if $(BASE),--base $(BASE))
+	$(BIN)/miad images $(if $(BASE),--base $(BASE))
 
 locks: setup  ## recompile docker/render.lock and docker/train.lock (hash-pinned, versions from requirements.lock)
 	for image in render train; do \

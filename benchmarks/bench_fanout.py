@@ -8,7 +8,7 @@ of the pipeline (tests/pipeline_slice: one render, two trainings, two evaluation
 the time inside the `miad` command (its own timing log), and the import of torch, timm and the methods that every
 train/evaluate process pays first (measured alone). Absolute times drift between machines and runs; compare the
 ratios. Writes one JSON file. The full smoke pipeline (201 stages, about 45 min on 2 cores): run
-`miad repro --jobs 2` and `dvc repro` yourself (see README, "Run it on a cluster").
+`miad repro --jobs 2` and `dvc repro` yourself (see docs/cluster.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # The render image: Blender 4.2 as a Python module (pip bpy) + BlenderProc, with miad's render, data and import code.
-# No torch. `make images` builds it; with MIAD_RUNTIME=docker, `miad dataset|render|import` run in it (see README).
+# No torch. `make images` builds it; with MIAD_RUNTIME=docker, `miad dataset|render|import` run in it (see docs/containers.md).
 # BASE is pinned by digest; tests and offline machines pass a locally made bookworm base with --build-arg BASE=...
 ARG BASE=debian:bookworm-slim@sha256:7b140f374b289a7c2befc338f42ebe6441b7ea838a042bbd5acbfca6ec875818
 FROM ${BASE}

@@ -1,5 +1,5 @@
 # The train image: torch (CUDA 13 wheels) + timm, with miad's methods, metrics, stats and reporting code. No bpy.
-# `make images` builds it; with MIAD_RUNTIME=docker, every stage but the render ones runs in it (see README).
+# `make images` builds it; with MIAD_RUNTIME=docker, every stage but the render ones runs in it (see docs/containers.md).
 # BASE is pinned by digest; tests and offline machines pass a locally made bookworm base with --build-arg BASE=...
 ARG BASE=debian:bookworm-slim@sha256:7b140f374b289a7c2befc338f42ebe6441b7ea838a042bbd5acbfca6ec875818
 FROM ${BASE}

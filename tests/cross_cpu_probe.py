@@ -50,7 +50,8 @@ def render(assets_dir: Path, arrays: Path) -> dict[str, str]:
 
     from miad.catalog import SCENARIOS
     from miad.config import RenderConfig
-    from miad.render.plan import GOOD, SamplePlan
+    from miad.data.layout import GOOD
+    from miad.render.plan import SamplePlan
     from miad.render.scene import ScenarioRenderer
 
     size, samples, count = (int(v) for v in os.environ.get("MIAD_PROBE_RENDER", "64,4,1").split(","))

@@ -61,3 +61,14 @@ def test_unknown_scenario_is_refused(capsys):
 def test_verify_without_renders_fails_clearly(tmp_path, capsys):
     assert main(["verify", "--renders", str(tmp_path)]) == 2
     assert "no rendered splits found" in capsys.readouterr().err
+
+
+def test_parsing_loads_no_numeric_library():
+    """The numeric environment is pinned after parsing: no package's `cli.py` may load numpy, torch or OpenCV."""
+    probe = (
+        "import sys; from miad.cli import build_parser; build_parser().parse_args(['train', '--help'][:1] + "
+        "['--method', 'patchcore', '--scenario', 'witness_mark', '--out', 'x']); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'torch', 'cv2', 'timm', 'scipy', 'bpy'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

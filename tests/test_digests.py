@@ -18,7 +18,8 @@ import yaml
 from safetensors.torch import save_file
 
 from miad.cli import main
-from miad.data.shards import IndexEntry, sha256_bytes, sha256_file, write_shard
+from miad.data.shards import IndexEntry, write_shard
+from miad.hashing import bytes_sha256, file_sha256
 from miad.reporting.digests import (
     DigestError,
     digest_array,
@@ -67,7 +68,7 @@ def write_dataset(renders: Path, dataset: str, images: dict[str, tuple[np.ndarra
         image_png, mask_png = png(image, compression), png(mask, compression)
         label = int(mask.any())
         kind = "crack" if label else "good"
-        entry = IndexEntry(stem, split, label, kind, 0, sha256_bytes(image_png), sha256_bytes(mask_png), {})
+        entry = IndexEntry(stem, split, label, kind, 0, bytes_sha256(image_png), bytes_sha256(mask_png), {})
         by_split.setdefault(split, []).append((entry, image_png, mask_png))
     for split, items in by_split.items():
         for number in range(0, len(items), 2):
@@ -125,7 +126,7 @@ def test_digests_follow_pixels_not_png_bytes(tmp_path: Path):
     write_dataset(tmp_path / "a", DATASET, images(), compression=0)
     write_dataset(tmp_path / "b", DATASET, images(), compression=9)
     shard = Path(DATASET) / "train" / "shard-00000.zip"
-    assert sha256_file(tmp_path / "a" / shard) != sha256_file(tmp_path / "b" / shard)  # other PNG bytes
+    assert file_sha256(tmp_path / "a" / shard) != file_sha256(tmp_path / "b" / shard)  # other PNG bytes
     rows = render_digests(tmp_path / "a")
     assert rows == render_digests(tmp_path / "b") and len(rows) == 5
     assert [r.item for r in rows] == ["test/img_003", "test/img_004", "train/img_000", "train/img_001", "train/img_002"]

@@ -24,7 +24,7 @@ from tests.project_copy import REPO
 def test_no_gpu_fails_clearly(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path)}  # no nvidia-smi anywhere
     proc = subprocess.run(
-        [sys.executable, "-m", "miad.gpucheck", "--dir", str(tmp_path / "work")],
+        [sys.executable, "-m", "miad.cli", "gpucheck", "--dir", str(tmp_path / "work")],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -18,7 +18,8 @@ from miad.data.dataset import ShardDataset
 from miad.data.export import export_mvtec
 from miad.data.layout import split_dir
 from miad.data.manifest import build_manifest, verify_split, write_manifest
-from miad.data.shards import IndexEntry, encode_png, sha256_bytes, write_shard
+from miad.data.shards import IndexEntry, encode_png, write_shard
+from miad.hashing import bytes_sha256
 from miad.importing.miad_release import scenario_for_class
 from miad.importing.mvtec import LayoutError, import_mvtec, scan
 from tests.conftest import tiny_params_dict
@@ -110,8 +111,8 @@ def write_dataset(renders: Path, rng: np.random.Generator) -> None:
             image = blob_image(rng, (32, 32), mask > 0)
             image_png, mask_png = encode_png(image), encode_png(mask)
             label = int(kind != "good")
-            entry = IndexEntry(f"{split}_{i:06d}", split, label, kind, i, sha256_bytes(image_png),
-                               sha256_bytes(mask_png), {"defect_pixels": int(np.count_nonzero(mask))})  # fmt: skip
+            entry = IndexEntry(f"{split}_{i:06d}", split, label, kind, i, bytes_sha256(image_png),
+                               bytes_sha256(mask_png), {"defect_pixels": int(np.count_nonzero(mask))})  # fmt: skip
             items.append((entry, image_png, mask_png))
         directory = split_dir(renders, "main", SCENARIO, split)
         write_shard(directory / "shard-00000.zip", {"spec_hash": "x"}, items)

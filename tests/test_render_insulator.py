@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from miad.config import RenderConfig
-from miad.render.plan import GOOD, RenderedSample, SamplePlan
+from miad.data.layout import GOOD
+from miad.render.plan import RenderedSample, SamplePlan
 
 RESOLUTION = 96
 SAMPLES = 8

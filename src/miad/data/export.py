@@ -13,9 +13,8 @@ from tqdm import tqdm
 
 from miad.atomic import atomic_directory
 from miad.data.dataset import ShardDataset
-from miad.data.layout import split_dir
+from miad.data.layout import GOOD, SPLITS, split_dir
 from miad.data.shards import encode_png
-from miad.render.plan import GOOD
 
 
 def export_mvtec(renders: Path, variant: str, scenarios: Iterable[str], out: Path, *, force: bool = False) -> int:
@@ -26,7 +25,7 @@ def export_mvtec(renders: Path, variant: str, scenarios: Iterable[str], out: Pat
     written = 0
     with atomic_directory(out) as temp:
         for scenario in scenarios:
-            for split in ("train", "test"):
+            for split in SPLITS:
                 dataset = ShardDataset(split_dir(renders, variant, scenario, split))
                 for sample in tqdm(dataset, desc=f"export {scenario}/{split}", unit="img", leave=False):
                     kind = sample.entry.defect_type

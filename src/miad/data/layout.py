@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+GOOD = "good"  # defect_type of a defect-free image (and its MVTec-layout folder name)
+SPLITS = ("train", "test")  # every dataset's splits, in this order
 MANIFEST_NAME = "manifest.json"
 
 

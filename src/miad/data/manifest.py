@@ -15,7 +15,8 @@ from typing import Any
 
 from miad.atomic import write_json_atomic
 from miad.data.layout import MANIFEST_NAME, manifest_path
-from miad.data.shards import ShardError, check_shard, read_index, sha256_file
+from miad.data.shards import ShardError, check_shard, read_index
+from miad.hashing import file_sha256
 
 MANIFEST_FORMAT = 1
 
@@ -44,7 +45,7 @@ def build_manifest(split_directory: Path, header: Mapping[str, Any], shard_files
     for name in shard_files:
         path = split_directory / name
         index = read_index(path)
-        records.append(ShardRecord(name, sha256_file(path), len(index.entries), index.spec_hash))
+        records.append(ShardRecord(name, file_sha256(path), len(index.entries), index.spec_hash))
         labels.update(str(e.label) for e in index.entries)
         defects.update(e.defect_type for e in index.entries)
     full = {
@@ -87,7 +88,7 @@ def verify_split(split_directory: Path) -> list[str]:
         if not path.is_file():
             problems.append(f"{path}: shard is missing")
             continue
-        actual = sha256_file(path)
+        actual = file_sha256(path)
         if actual != record.sha256:
             problems.append(f"{path}: sha256 {actual[:12]} does not match the manifest {record.sha256[:12]}")
         problems.extend(check_shard(path, record.spec_hash))
@@ -95,3 +96,8 @@ def verify_split(split_directory: Path) -> list[str]:
     extra = sorted(p.name for p in split_directory.iterdir() if p.name not in known and not p.name.startswith("."))
     problems.extend(f"{split_directory / name}: not listed in the manifest" for name in extra)
     return problems
+
+
+def split_folders(renders: Path) -> list[Path]:
+    """Every split folder under a renders root (`<variant>/<scenario>/<split>/` holding a manifest), sorted."""
+    return sorted(p.parent for p in renders.glob("*/*/*/manifest.json"))

@@ -8,9 +8,7 @@ leaves a half-written shard under its final name.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from miad.atomic import temp_path_for
+from miad.atomic import atomic_path
+from miad.errors import MiadError
+from miad.hashing import bytes_sha256, file_sha256
 
 SHARD_FORMAT = 1
 INDEX_MEMBER = "index.json"
@@ -28,20 +28,8 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time zip can store: no wall cl
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 
 
-class ShardError(ValueError):
+class ShardError(MiadError, ValueError):
     """A shard that is missing, truncated or does not match its recorded hashes."""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -126,6 +114,31 @@ class ShardIndex:
         return str(self.header.get("spec_hash", ""))
 
 
+ShardItem = tuple[IndexEntry, bytes, bytes]  # (index row, image PNG, mask PNG)
+
+
+def shard_item(
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    stem: str,
+    split: str,
+    label: int,
+    defect_type: str,
+    seed: int,
+    record: Mapping[str, Any],
+) -> ShardItem:
+    """One image for `write_shard`: image and mask encoded as PNG, and its index row with both sha256."""
+    image_png, mask_png = encode_png(image), encode_png(mask)
+    entry = IndexEntry(stem, split, label, defect_type, seed, bytes_sha256(image_png), bytes_sha256(mask_png), record)
+    return entry, image_png, mask_png
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """sha256 of a shard's spec (canonical JSON): what `check_shard` compares with the current plan's."""
+    return bytes_sha256(json.dumps(spec, sort_keys=True).encode("utf-8"))
+
+
 def _add_member(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
     info.compress_type = zipfile.ZIP_STORED  # PNGs are compressed already
@@ -133,25 +146,17 @@ def _add_member(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     archive.writestr(info, data)
 
 
-def write_shard(path: Path, header: Mapping[str, Any], items: Iterable[tuple[IndexEntry, bytes, bytes]]) -> str:
+def write_shard(path: Path, header: Mapping[str, Any], items: Iterable[ShardItem]) -> str:
     """Write (entry, image PNG, mask PNG) items plus an index atomically to `path`; return its sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path_for(path)
     rows = []
-    try:
-        with zipfile.ZipFile(temp, "w") as archive:
-            for entry, image_png, mask_png in items:
-                _add_member(archive, entry.image_member, image_png)
-                _add_member(archive, entry.mask_member, mask_png)
-                rows.append(entry.to_json())
-            index = {"format": SHARD_FORMAT, **dict(header), "entries": rows}
-            _add_member(archive, INDEX_MEMBER, json.dumps(index, indent=1, sort_keys=True).encode("utf-8"))
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return sha256_file(path)
+    with atomic_path(path, fsync=True) as temp, zipfile.ZipFile(temp, "w") as archive:
+        for entry, image_png, mask_png in items:
+            _add_member(archive, entry.image_member, image_png)
+            _add_member(archive, entry.mask_member, mask_png)
+            rows.append(entry.to_json())
+        index = {"format": SHARD_FORMAT, **dict(header), "entries": rows}
+        _add_member(archive, INDEX_MEMBER, json.dumps(index, indent=1, sort_keys=True).encode("utf-8"))
+    return file_sha256(path)
 
 
 def read_index(path: Path) -> ShardIndex:
@@ -186,7 +191,7 @@ def check_shard(path: Path, expected_spec_hash: str | None = None) -> list[str]:
                 members = ((entry.image_member, entry.image_sha256), (entry.mask_member, entry.mask_sha256))
                 for member, expected in members:
                     try:
-                        actual = sha256_bytes(archive.read(member))
+                        actual = bytes_sha256(archive.read(member))
                     except (KeyError, zipfile.BadZipFile, OSError) as exc:
                         problems.append(f"{path}!{member}: missing or unreadable ({exc})")
                         continue
@@ -219,7 +224,7 @@ class ShardReader:
                 (entry.image_member, image_png, entry.image_sha256),
                 (entry.mask_member, mask_png, entry.mask_sha256),
             ):
-                if sha256_bytes(data) != expected:
+                if bytes_sha256(data) != expected:
                     raise ShardError(f"{self.path}!{member}: sha256 does not match the index")
         return decode_png(image_png, color=True), decode_png(mask_png, color=False)
 

@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 
 from miad.catalog import SCENARIOS
-from miad.config import SPLITS
 from miad.data.dataset import ShardDataset
-from miad.data.layout import dataset_key, split_dir
+from miad.data.layout import SPLITS, dataset_key, split_dir
 from miad.data.manifest import read_manifest
 from miad.data.shards import IndexEntry
 
@@ -150,3 +149,26 @@ def collect_stats(renders: Path, datasets: Sequence[tuple[str, str]] | None = No
     """{`<variant>/<scenario>`: stats} for the given datasets (default: every rendered one)."""
     chosen = rendered_datasets(renders) if datasets is None else datasets
     return {dataset_key(v, s): dataset_stats(renders, v, s) for v, s in chosen}
+
+
+def format_stats_table(stats: dict[str, Any]) -> str:
+    """One line per dataset: factors, images per split, defect pixel ratio beside the paper's, coverage, leaks."""
+    lines = [
+        f"{'dataset':42s} {'factors':9s} {'train':>5s} {'test':>5s} {'defect %':>9s} {'paper %':>8s} "
+        f"{'coverage %':>10s}  leaks"
+    ]
+    for key, row in stats.items():
+        ratio = row["test"]["defect_pixel_ratio"]
+        coverage = row["test"]["object_coverage"]
+        lines.append(
+            f"{key:42s} {'+'.join(row['factors']) or '-':9s} {row['train']['images']:5d} {row['test']['images']:5d} "
+            f"{100 * ratio['mean'] if ratio else float('nan'):9.3f} {100 * row['paper_defect_pixel_ratio']:8.2f} "
+            f"{100 * coverage['mean'] if coverage else float('nan'):10.1f}  "
+            f"{'none' if row['leak_free'] else row['leaks']}"
+        )
+    return "\n".join(lines)
+
+
+def leaking_datasets(stats: dict[str, Any]) -> list[str]:
+    """The datasets whose train and test splits share an angle bin, a background or a texture."""
+    return [key for key, row in stats.items() if not row["leak_free"]]

@@ -5,7 +5,7 @@ params.yaml's top-level `executor:` section, which no DVC stage lists, so it nev
 """
 
 from miad.executors.base import Executor, Job, Outcome, Task
-from miad.executors.config import ExecutorConfig, load_executor_config
+from miad.executors.config import load_executor_config
 from miad.executors.factory import make_executor
 
-__all__ = ["Executor", "ExecutorConfig", "Job", "Outcome", "Task", "load_executor_config", "make_executor"]
+__all__ = ["Executor", "Job", "Outcome", "Task", "load_executor_config", "make_executor"]

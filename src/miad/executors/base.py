@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from miad.errors import MiadError
+
 TAIL_LINES = 40  # lines of a failed task's log quoted in error messages
 
 
@@ -48,7 +50,7 @@ class Executor(Protocol):
     def submit_many(self, tasks: list[Task]) -> list[Job]: ...
 
 
-class TaskError(RuntimeError):
+class TaskError(MiadError, RuntimeError):
     """A task still failed after its retries; the message names it and quotes the end of its log."""
 
     def __init__(self, task: Task, outcome: Outcome, attempts: int) -> None:

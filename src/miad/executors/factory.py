@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from miad.config import ExecutorConfig
 from miad.executors.base import Executor
-from miad.executors.config import ExecutorConfig
 
 
 def make_executor(cfg: ExecutorConfig, root: Path) -> Executor:

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from miad.config import SlurmConfig
 from miad.executors.base import Outcome, Task, read_tail, tail
-from miad.executors.config import SlurmConfig
 
 FINISHED_STATES = {
     "COMPLETED",

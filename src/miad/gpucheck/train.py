@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import resource
 import time
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import numpy as np
 
 from miad.data.dataset import ShardDataset
 from miad.data.layout import split_dir
+from miad.hashing import bytes_sha256, tree_sha256
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,6 @@ class TrainRun:
     predict_images_per_second: float
     peak_device_mb: float
     peak_host_mb: float
-
-
-def _sha256_dir(directory: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(directory.rglob("*.safetensors")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def train_and_evaluate(method: str, config: Any, renders: Path, scenario: str, out: Path, device: str) -> TrainRun:
@@ -59,8 +52,8 @@ def train_and_evaluate(method: str, config: Any, renders: Path, scenario: str, o
     epochs = getattr(config, "epochs", 1)
     peak_device = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else 0.0
     run = TrainRun(
-        checkpoint_sha256=_sha256_dir(out),
-        maps_sha256=hashlib.sha256(np.ascontiguousarray(maps).tobytes()).hexdigest(),
+        checkpoint_sha256=tree_sha256(out, "*.safetensors"),
+        maps_sha256=bytes_sha256(np.ascontiguousarray(maps).tobytes()),
         image_auroc=metrics.image_auroc(scores, test.labels),
         train_seconds=train_seconds,
         train_images_per_second=len(train) * epochs / train_seconds,

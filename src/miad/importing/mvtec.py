@@ -19,8 +19,6 @@ ignored. MVTec LOCO's per-image mask folders and its `validation/` split are not
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,18 +29,18 @@ import numpy as np
 from tqdm import tqdm
 
 from miad.atomic import atomic_directory
-from miad.data.layout import shard_name
+from miad.data.layout import GOOD, SPLITS, shard_name
 from miad.data.manifest import build_manifest, write_manifest
-from miad.data.shards import IndexEntry, encode_png, sha256_bytes, sha256_file, write_shard
+from miad.data.shards import ShardItem, shard_item, spec_hash, write_shard
+from miad.errors import MiadError
+from miad.hashing import file_sha256
 
-GOOD = "good"
-SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MASK_SUFFIX = "_mask.png"
 SHOWN_PROBLEMS = 20  # problems listed in one error message
 
 
-class LayoutError(ValueError):
+class LayoutError(MiadError, ValueError):
     """An MVTec-layout folder that cannot be imported; the message names every problem found."""
 
 
@@ -183,7 +181,7 @@ class ImportReport:
 
 def _items(
     root: Path, images: Sequence[SourceImage], names: Sequence[str], size: list[int], bar: tqdm
-) -> Iterator[tuple[IndexEntry, bytes, bytes]]:
+) -> Iterator[ShardItem]:
     for image, stem in zip(images, names, strict=True):
         pixels = _decode(image.path, color=True)
         if not size:
@@ -207,28 +205,26 @@ def _items(
                     f"{image.mask}: all zero, but {image.path.relative_to(root).as_posix()} is a defective image: "
                     "its mask must mark at least one defect pixel (value > 0)"
                 )
-        image_png, mask_png = encode_png(pixels), encode_png(mask)
         record = {
             "source": {
                 "file": image.path.relative_to(root).as_posix(),
-                "sha256": sha256_file(image.path),
+                "sha256": file_sha256(image.path),
                 "mask": None if image.mask is None else image.mask.relative_to(root).as_posix(),
-                "mask_sha256": None if image.mask is None else sha256_file(image.mask),
+                "mask_sha256": None if image.mask is None else file_sha256(image.mask),
             },
             "defect_pixels": int(np.count_nonzero(mask)),
         }
-        entry = IndexEntry(
+        bar.update(1)
+        yield shard_item(
+            pixels,
+            mask,
             stem=stem,
             split=image.split,
             label=image.label,
             defect_type=image.defect_type,
             seed=0,  # nothing is drawn
-            image_sha256=sha256_bytes(image_png),
-            mask_sha256=sha256_bytes(mask_png),
             record=record,
         )
-        bar.update(1)
-        yield entry, image_png, mask_png
 
 
 def import_mvtec(
@@ -255,8 +251,13 @@ def import_mvtec(
             for k, start in enumerate(range(0, len(images), shard_size)):
                 chunk = images[start : start + shard_size]
                 spec = {"layout": "mvtec", "sources": [str(i.path.relative_to(found.root)) for i in chunk]}
-                digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
-                header = {"variant": variant, "scenario": scenario, "split": split, "spec": spec, "spec_hash": digest}
+                header = {
+                    "variant": variant,
+                    "scenario": scenario,
+                    "split": split,
+                    "spec": spec,
+                    "spec_hash": spec_hash(spec),
+                }
                 items = _items(found.root, chunk, names[start : start + shard_size], size, bar)
                 write_shard(directory / shard_name(k), header, items)
                 files.append(shard_name(k))

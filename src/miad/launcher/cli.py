@@ -1,12 +1,15 @@
-"""`miad repro`'s arguments turned into a launch: the executor from params and command line, a summary printed."""
+"""`miad repro`: its arguments turned into a launch (the executor from params and command line), a summary printed."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from miad.cliargs import Subparsers, add_command, add_executor
 from miad.config import ConfigError
+from miad.errors import UserError
 from miad.executors import load_executor_config, make_executor
 from miad.executors.local import LocalExecutor
 from miad.launcher.run import launch
@@ -53,3 +56,27 @@ def repro(
 
         write_json_atomic(Path(bench_json), report.as_dict())
     return 0
+
+
+def cmd_repro(args: argparse.Namespace) -> int:
+    if args.profile:
+        raise UserError("repro: --profile does not apply (DVC reads params.yaml); switch with `miad profile NAME`")
+    where = {"kind": args.executor, "jobs": args.jobs}
+    return repro(Path(args.params), args.targets, **where, bench_json=args.stats_json, dry=args.dry_run)
+
+
+def register(sub: Subparsers) -> None:
+    """Add `miad repro` to miad's subcommands."""
+    parser = add_command(
+        sub,
+        "repro",
+        cmd_repro,
+        "run the stale DVC stages, several at once (local or Slurm), recorded as `dvc repro` would",
+    )
+    parser.add_argument("targets", nargs="*", help="stages or dvc.yaml files (default: the whole pipeline)")
+    add_executor(parser, what="stages", workers=False)
+    parser.add_argument("--jobs", "-j", type=int, help="stages at once (default: params' executor.workers)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the plan, each stage stale or unchanged now; run nothing"
+    )
+    parser.add_argument("--stats-json", help="also write per-stage timings to this JSON file")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from miad.errors import MiadError
 from miad.executors import Executor, Job, Task
 from miad.executors.base import Outcome
 from miad.executors.config import EXECUTOR_ENV
@@ -25,7 +26,7 @@ SHARED_CORES_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 COORDINATORS = ("miad render", "miad dataset")  # stages that fan out themselves: they run here, their shards go out
 
 
-class LaunchError(RuntimeError):
+class LaunchError(MiadError, RuntimeError):
     """Some stages failed: the message names each one with the end of its command's output."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from miad.method_catalog import TRAINABLE
 from miad.methods.autoencoder import Autoencoder
 from miad.methods.base import AnomalyMethod, Prediction, upsample_maps
 from miad.methods.draem import Draem
@@ -12,14 +13,16 @@ from miad.methods.patchcore import PatchCore
 from miad.methods.reverse_distillation import ReverseDistillation
 from miad.methods.uniad import UniAD
 
-METHODS: dict[str, type[AnomalyMethod]] = {
-    "draem": Draem,
-    "patchcore": PatchCore,
-    "ae": Autoencoder,
-    "fastflow": FastFlow,
-    "rd": ReverseDistillation,
-    "uniad": UniAD,
-}
+
+def _registry(*classes: type[AnomalyMethod]) -> dict[str, type[AnomalyMethod]]:
+    """{name: class}, keyed by each class's own `name`; every name must be one of miad.method_catalog's, once."""
+    registry = {cls.name: cls for cls in classes}
+    if len(registry) != len(classes) or set(registry) != set(TRAINABLE):
+        raise RuntimeError(f"method registry {sorted(registry)} does not match miad.method_catalog {sorted(TRAINABLE)}")
+    return registry
+
+
+METHODS = _registry(Draem, PatchCore, Autoencoder, FastFlow, ReverseDistillation, UniAD)
 
 
 class UnknownMethodError(KeyError):

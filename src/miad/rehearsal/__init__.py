@@ -6,6 +6,8 @@ epochs to 1), runs `miad assets restore` and `dvc repro`, and checks that every 
 The user's workspace is never written.
 """
 
+from miad.errors import MiadError
 
-class RehearsalError(ValueError):
+
+class RehearsalError(MiadError, ValueError):
     """A bad rehearsal request (folder, scenario or method); printed without a traceback."""

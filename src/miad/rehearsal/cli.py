@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from miad.project import project_root
 from miad.rehearsal.params import Shrink
 from miad.rehearsal.run import rehearse
-from miad.rehearsal.scratch import project_root
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:

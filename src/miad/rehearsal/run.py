@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
+from miad.dvcfiles import dvc_command
 from miad.rehearsal.params import Shrink, rehearsal_params
 from miad.rehearsal.scratch import copy_project, scratch_folder
-from miad.remote.dvc import dvc_command
 from miad.remote.reproduce import miad_command
 
 TABLES = ("table3", "table4", "table5", "table6", "table7")

@@ -18,14 +18,6 @@ KEPT_DVC = {"config", ".gitignore"}  # of .dvc/: settings, never the cache or te
 REPORT_INPUTS = ("results/runs", "results/runs_size", "results/maps")
 
 
-def project_root(start: Path) -> Path:
-    """The project folder holding `start` (the one with params.yaml and dvc.yaml)."""
-    for folder in (start, *start.parents):
-        if (folder / "params.yaml").is_file() and (folder / "dvc.yaml").is_file():
-            return folder
-    raise FileNotFoundError(f"{start}: not inside a MIAD project (no params.yaml and dvc.yaml found above it)")
-
-
 def scratch_folder(project: Path, requested: Path | None) -> Path:
     """`requested` (must be new or empty, outside `project`) or a fresh temporary folder."""
     if requested is None:

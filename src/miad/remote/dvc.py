@@ -8,12 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from miad.dvcfiles import dvc_command
+
 ERROR_LINES_SHOWN = 6  # how many of DVC's own error lines a wrapped error repeats
-
-
-def dvc_command(*args: str) -> list[str]:
-    """`dvc ARGS` through this interpreter."""
-    return [sys.executable, "-m", "dvc", *args]
 
 
 def run_dvc(repo: Path, *args: str, capture: bool = True) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from miad.remote.dvc import dvc_command
+from miad.dvcfiles import dvc_command
 from miad.remote.sync import pull
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from miad.errors import MiadError
 from miad.remote.dvc import error_lines, run_dvc
 
 # Remote options that are credentials, for every DVC remote type (S3, Azure, GCS, SSH, HTTP, Google Drive).
@@ -28,7 +29,7 @@ SECRET_OPTIONS = (
 ENDPOINT_SCHEMES = ("http://", "https://")
 
 
-class RemoteError(Exception):
+class RemoteError(MiadError):
     """A remote is missing, misconfigured, unreachable or holds corrupt data; the message names it."""
 
 

@@ -11,18 +11,17 @@ before anything is checked out. Outputs the remote lacks are not an error: `dvc 
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import sys
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from miad.hashing import file_md5
 from miad.remote.dvc import dvc_json, error_lines, run_dvc, run_dvc_shown
 from miad.remote.settings import Remote, RemoteError, check_no_committed_secrets, resolve_remote
 
 CONNECT_TIMEOUT_S = 10  # the endpoint preflight: DVC itself retries a dead endpoint for minutes
-HASH_BLOCK = 1 << 20  # bytes read at a time when re-hashing a fetched object
 PATHS_SHOWN = 20  # outputs listed in one message
 CREDENTIALS_HINT = (
     "check its credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment, or "
@@ -56,14 +55,6 @@ def cache_objects(cache: Path) -> set[Path]:
 def object_md5(path: Path) -> str:
     """The md5 an object's content must have: its two-character folder plus its name, without `.dir`."""
     return path.parent.name + path.name.removesuffix(".dir")
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def drop_corrupt_objects(objects: set[Path]) -> list[str]:
@@ -153,8 +144,7 @@ def publish(repo: Path, remote_name: str | None = None, jobs: int | None = None)
     remote = resolve_remote(repo, remote_name)
     if remote is None:
         raise RemoteError(
-            "no DVC remote configured: add one first, e.g. `miad remote add storage s3://BUCKET/miad` "
-            "(README: Sharing results through a DVC remote)"
+            "no DVC remote configured: add one first, e.g. `miad remote add storage s3://BUCKET/miad` (docs/remote.md)"
         )
     check_endpoint(remote)
     push = run_dvc(repo, "push", "--remote", remote.name, *(["--jobs", str(jobs)] if jobs else []), capture=False)

@@ -11,8 +11,9 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from miad.config import SPLITS, ConfigError, Params
-from miad.executors import ExecutorConfig, Task, load_executor_config, make_executor
+from miad.config import ConfigError, ExecutorConfig, Params
+from miad.data.layout import SPLITS
+from miad.executors import Task, load_executor_config, make_executor
 from miad.executors.config import EXECUTOR_ENV, WORKERS_ENV
 from miad.executors.wait import run_tasks
 from miad.render.shard import ShardTask, is_finished

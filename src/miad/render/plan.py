@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-GOOD = "good"  # defect_type of a defect-free image
+from miad.data.layout import GOOD
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from miad.assets import POOL_SIZES, TEXTURE_KINDS
+from miad.hashing import file_sha256
 
 HDRI_SUFFIXES = (".exr", ".hdr")
 HDRI_TEST_EVERY = 3  # sorted HDRIs: index % 3 == 2 goes to the test pool
@@ -78,5 +79,5 @@ def pools_digest(assets: Path, hdri_dir: str | Path | None) -> str:
     for split in POOL_SIZES:
         for name, path in day_backgrounds(assets, split, hdri_dir) + textures(assets, split):
             digest.update(json.dumps([split, name]).encode("utf-8"))
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+            digest.update(bytes.fromhex(file_sha256(path)))
     return digest.hexdigest()

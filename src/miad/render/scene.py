@@ -17,10 +17,11 @@ import numpy as np
 
 from miad.catalog import FACTOR_NAMES
 from miad.config import RenderConfig
+from miad.data.layout import GOOD
 from miad.render import bproc as bproc_boot
 from miad.render.background import BackgroundFactor
 from miad.render.factors import Viewpoint, fixed_viewpoint, sample_viewpoint
-from miad.render.plan import GOOD, RenderedSample, SamplePlan
+from miad.render.plan import RenderedSample, SamplePlan
 from miad.render.pose import look_rotation, set_pose
 from miad.render.scenarios import scene_builder
 from miad.render.surface import SurfaceFactor

@@ -8,8 +8,6 @@ its final name, its spec hash matches the current plan and every member matches 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,11 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from miad.catalog import SCENARIOS, applied_factors
-from miad.config import SPLITS, Params, RenderConfig, to_dict
-from miad.data.layout import shard_name, split_dir
+from miad.config import Params, RenderConfig, to_dict
+from miad.data.layout import GOOD, SPLITS, shard_name, split_dir
 from miad.data.manifest import build_manifest, write_manifest
-from miad.data.shards import IndexEntry, ShardError, check_shard, encode_png, sha256_bytes, write_shard
-from miad.render.plan import GOOD, RenderedSample, SamplePlan
+from miad.data.shards import ShardError, ShardItem, check_shard, shard_item, spec_hash, write_shard
+from miad.render.plan import RenderedSample, SamplePlan
 from miad.render.pools import pools_digest
 from miad.seeding import derive_seed
 
@@ -102,8 +100,7 @@ def plan_shards(params: Params, variant: str, scenario: str) -> list[ShardTask]:
                 "render": render_spec,
                 "plans": [[p.index, p.defect_type, p.seed] for p in chunk],
             }
-            digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
-            tasks.append(ShardTask(split, k // cfg.shard_size, chunk, spec, digest))
+            tasks.append(ShardTask(split, k // cfg.shard_size, chunk, spec, spec_hash(spec)))
     return tasks
 
 
@@ -128,26 +125,22 @@ def default_renderer_factory(scenario: str, factors: tuple[str, ...], cfg: Rende
     return ScenarioRenderer(scenario, factors, cfg, temp)
 
 
-def _items(
-    task: ShardTask, renderer: Renderer, report: RenderReport, bar: tqdm
-) -> Iterator[tuple[IndexEntry, bytes, bytes]]:
+def _items(task: ShardTask, renderer: Renderer, report: RenderReport, bar: tqdm) -> Iterator[ShardItem]:
     for plan in task.plans:
         sample = renderer.render(plan)
-        image_png, mask_png = encode_png(sample.image), encode_png(sample.mask)
-        entry = IndexEntry(
+        report.rendered_images += 1
+        report.cycles_seconds += sample.cycles_seconds
+        bar.update(1)
+        yield shard_item(
+            sample.image,
+            sample.mask,
             stem=plan.stem,
             split=plan.split,
             label=plan.label,
             defect_type=plan.defect_type,
             seed=plan.seed,
-            image_sha256=sha256_bytes(image_png),
-            mask_sha256=sha256_bytes(mask_png),
             record=sample.record,
         )
-        report.rendered_images += 1
-        report.cycles_seconds += sample.cycles_seconds
-        bar.update(1)
-        yield entry, image_png, mask_png
 
 
 ShardRunner = Callable[[list[ShardTask]], None]  # renders the given shards elsewhere (other processes, Slurm)

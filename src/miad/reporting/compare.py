@@ -57,6 +57,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
 
+from miad.errors import MiadError
+
 DEFAULT_TOLERANCE = 0.0  # absolute; the bitwise verdict: the same bytes give 0
 DEFAULT_CONFIDENCE = 0.95  # of the intervals, when params.yaml does not say
 DEFAULT_ALPHA = 0.05  # of the binomial test of the count of outside cells
@@ -72,7 +74,7 @@ def is_derived(metric: str) -> bool:
     return metric.endswith(DERIVED_SUFFIXES) or metric in DERIVED_NAMES
 
 
-class CompareError(ValueError):
+class CompareError(MiadError, ValueError):
     """A reference or metrics file that cannot be read, or a bad option; the message names it."""
 
 

@@ -3,7 +3,6 @@ and the fidelity plot (ours against the paper's)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from miad.atomic import temp_path_for
+from miad.atomic import atomic_path
 from miad.catalog import SCENARIOS
 from miad.data.dataset import Sample, ShardDataset
 from miad.data.layout import split_dir
@@ -51,13 +50,10 @@ def pick_samples(dataset: ShardDataset, count: int) -> tuple[list[Sample], list[
 
 def save_figure(fig: plt.Figure, path: Path, dpi: int = 150) -> None:
     """Save a figure as PNG atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path_for(path).with_suffix(".png")
     try:
-        fig.savefig(temp, dpi=dpi, metadata=PNG_METADATA)
-        os.replace(temp, path)
+        with atomic_path(path, suffix=".png") as temp:
+            fig.savefig(temp, dpi=dpi, metadata=PNG_METADATA)
     finally:
-        temp.unlink(missing_ok=True)
         plt.close(fig)
 
 

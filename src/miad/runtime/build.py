@@ -1,6 +1,6 @@
 """Build the render and train images and record their IDs in docker/images.lock (`make images`).
 
-    python -m miad.runtime.build [--base IMAGE] [--root .] [--no-mirror]
+    miad images [--base IMAGE] [--root .] [--no-mirror] [--no-lock]
 
 BuildKit with `--network host`: apt reaches Debian; pip uses this machine's pip configuration (its index-url,
 extra-index-url and CA bundle, miad.runtime.mirror), its local `file://` indexes served on 127.0.0.1. The index URL
@@ -10,13 +10,10 @@ seconds.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,30 +98,3 @@ def build_images(
         record = {b.name: {"id": b.id, "tag": b.tag, "base": base or "the Dockerfile's BASE"} for b in built.values()}
         images.write_lock(root, record)
     return built
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m miad.runtime.build", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default=".", help="the checkout to build from (default: %(default)s)")
-    parser.add_argument("--base", help="base image instead of the Dockerfiles' digest-pinned default")
-    parser.add_argument(
-        "--no-mirror",
-        action="store_true",
-        help="leave out pip's extra indexes: every wheel from pip's index-url (or pip's default)",
-    )
-    parser.add_argument("--no-lock", action="store_true", help="do not rewrite docker/images.lock")
-    args = parser.parse_args(argv)
-    try:
-        built = build_images(
-            Path(args.root), base=args.base, use_mirror=not args.no_mirror, write_lock=not args.no_lock
-        )
-    except RuntimeError as exc:
-        print(f"miad images: {exc}", file=sys.stderr)
-        return 1
-    for b in built.values():
-        print(f"{b.name}: {b.id} ({b.tag}), {b.size_bytes / 1e9:.2f} GB, built in {b.seconds:.0f}s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from miad import numeric_env
 from miad.config import ConfigError, Params
+from miad.project import project_root
 from miad.runtime import engine, images
 
 RUNTIME_ENV = "MIAD_RUNTIME"  # native (default) or docker
@@ -90,7 +91,13 @@ def run_in_container(command: str, argv: Sequence[str], params: Callable[[], Par
     if image is None or os.environ.get(IN_CONTAINER_ENV) == "1" or runtime() != "docker":
         return None
     workdir = Path.cwd()
-    root = images.find_root(workdir)
+    try:
+        root = project_root(workdir, (images.LOCK_PATH,))  # the repository to mount
+    except FileNotFoundError:
+        raise ConfigError(
+            f"MIAD_RUNTIME=docker, but no {images.LOCK_PATH} in {workdir.resolve()} or above it: "
+            "build the images with `make images`"
+        ) from None
     image_id = images.image_id(root, image)
     cache = Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
     cache.mkdir(parents=True, exist_ok=True)  # else docker would create the mount point as root

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from miad.atomic import write_text_atomic
 from miad.config import ConfigError
 
 IMAGES = ("render", "train")
@@ -28,17 +29,6 @@ STAGE_IMAGES = {
 def dockerfile(root: Path, image: str) -> Path:
     """The Dockerfile of `image` in the checkout at `root`."""
     return root / "docker" / f"{image}.Dockerfile"
-
-
-def find_root(start: Path) -> Path:
-    """The nearest folder at or above `start` holding docker/images.lock: the repository to mount."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if (folder / LOCK_PATH).is_file():
-            return folder
-    raise ConfigError(
-        f"MIAD_RUNTIME=docker, but no {LOCK_PATH} in {start} or above it: build the images with `make images`"
-    )
 
 
 def read_lock(root: Path) -> dict[str, dict[str, object]]:
@@ -65,7 +55,5 @@ def write_lock(root: Path, images: dict[str, dict[str, object]]) -> Path:
     """Write root/docker/images.lock (sorted keys, one trailing newline: stable bytes for git)."""
     path = root / LOCK_PATH
     text = json.dumps({"images": {name: images[name] for name in IMAGES}}, indent=2, sort_keys=True) + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, text)
     return path

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from miad.atomic import atomic_path
 from miad.weights.fetch import WeightsError
 
 DATA_PARALLEL_PREFIX = "module."  # checkpoints saved from nn.DataParallel
@@ -54,16 +53,8 @@ def convert(pth: Path, timm_name: str, out: Path, source: str) -> None:
     except Exception as exc:  # torch's unpickler raises many types on a file that is not a state dict
         raise WeightsError(f"{source}: not a readable state dict of tensors: {exc}") from exc
     tensors = to_timm_state_dict(dict(state), timm_name, source)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out, mode=0o644) as temp:
+        save_file(tensors, str(temp))
     try:
         load_checked_state_dict(timm_name, str(out))
     except ValueError as exc:

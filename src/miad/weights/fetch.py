@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -10,12 +9,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from miad.errors import MiadError
+from miad.hashing import file_sha256
+
 CHUNK = 1 << 20  # bytes per read while downloading
 TIMEOUT_S = 60  # per socket operation
 SHA256_PATTERN = re.compile(r"[0-9a-f]{8,64}")
 
 
-class WeightsError(Exception):
+class WeightsError(MiadError):
     """A checkpoint could not be fetched, failed its checksum, or does not fit its architecture."""
 
 
@@ -35,19 +37,18 @@ def download(url: str, directory: Path, sha256: str, suffix: str = ".pth") -> tu
     expected = check_sha256_spec(sha256)
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=".download-", suffix=suffix, dir=directory)
-    path, digest = Path(name), hashlib.sha256()
+    path = Path(name)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             while block := response.read(CHUNK):
-                digest.update(block)
                 out.write(block)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         path.unlink(missing_ok=True)
         raise WeightsError(
             f"{url}: cannot download ({exc}); machines without internet get the weights with `dvc pull` "
-            "once someone has fetched and pushed them (README: Paper backbone weights)"
+            "once someone has fetched and pushed them (docs/remote.md, 'Paper backbone weights')"
         ) from exc
-    actual = digest.hexdigest()
+    actual = file_sha256(path)
     if not actual.startswith(expected):
         path.unlink(missing_ok=True)
         raise WeightsError(f"{url}: sha256 {actual} does not match the pinned {expected}; nothing was kept")

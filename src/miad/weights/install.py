@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from miad.dvcfiles import write_meta
 from miad.remote.dvc import error_lines, run_dvc
 from miad.weights.catalog import PAPER_WEIGHTS
 from miad.weights.convert import convert
@@ -30,9 +29,7 @@ def track(repo: Path, path: Path, meta: dict[str, str]) -> Path:
     if proc.returncode != 0:
         raise WeightsError(f"`dvc add {relative}` failed:\n{error_lines(proc)}")
     dvc_file = path.with_name(path.name + ".dvc")
-    data = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))
-    data["meta"] = meta
-    dvc_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    write_meta(dvc_file, meta)
     return dvc_file
 
 
