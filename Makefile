@@ -32,9 +32,9 @@ $(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-reproduce: setup  ## pull what the DVC remote holds (if any), restore assets, `dvc repro` the rest (RUNTIME=docker: in the images), print Tables 3 and 4
+reproduce: setup  ## pull what the DVC remote holds (if any), restore assets, run the stale stages through `miad repro`, one per core (RUNTIME=docker: in the images), print Tables 3 and 4
 	$(if $(PROFILE),$(BIN)/miad profile $(PROFILE))
-	$(BIN)/miad reproduce
+	$(BIN)/miad repro
 	@cat results/tables/table3.md results/tables/table4.md
 	@echo "figure: results/figures/figure2_samples.png"
 
