@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from miad.cliargs import Subparsers, add_command
 from miad.remote.settings import add_remote
 from miad.remote.sync import publish, pull
 
@@ -42,7 +43,7 @@ def _remote_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=int, help="parallel transfers (default: DVC's)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     """Add this module's commands to miad's subparsers."""
     summaries = {
         "remote": (cmd_remote, "add a DVC remote (S3, S3-compatible, or a folder) with verify = true, no credentials"),
@@ -51,8 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     }
     parsers = {}
     for name, (handler, summary) in summaries.items():
-        parsers[name] = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
-        parsers[name].set_defaults(handler=handler)
+        parsers[name] = add_command(sub, name, handler, summary, params=False)
     remote = parsers["remote"]
     remote.add_argument("action", choices=["add"], help="what to do (add: `dvc remote add` + `verify = true`)")
     remote.add_argument("name", help="remote name, e.g. storage")
