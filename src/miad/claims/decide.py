@@ -388,8 +388,13 @@ def runs_beyond(finding: Finding, evidence: Evidence, confidence: float) -> Verd
     large = [r for r in sized if r[0] > p["images"]]
     if not large:
         n, f, m, _ = sized[-1]
-        return Verdict(UNDECIDED, float(n), None, f"largest {m} run: {n} training images (fraction {f:g}): too few to "
-                       f"test the paper's {p['images']}-image memory limit")  # fmt: skip
+        return Verdict(
+            UNDECIDED,
+            float(n),
+            None,
+            f"largest {m} run: {n} training images (fraction {f:g}): too few to "
+            f"test the paper's {p['images']}-image memory limit",
+        )
     ran = [r for r in large if np.isfinite(r[3])]
     if ran:
         n, f, m, v = ran[-1]

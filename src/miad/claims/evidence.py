@@ -228,8 +228,9 @@ def load_evidence(
     metrics_path: Path, runs: Path | None = None, size_runs: Path | None = None, *, train_images: int | None = None
 ) -> Evidence:
     """Evidence from a metrics.json and, where present, its run files' replicates."""
-    listed = metrics_cells(read_json(metrics_path, "metrics of `miad report` ({dataset: {method: {metric}}})"),
-                           str(metrics_path))  # fmt: skip
+    listed = metrics_cells(
+        read_json(metrics_path, "metrics of `miad report` ({dataset: {method: {metric}}})"), str(metrics_path)
+    )
     files = _run_files(runs, size_runs)
     loaded: dict[Path, dict[str, Any]] = {}
     for paths in files.values():
