@@ -425,3 +425,10 @@ def test_committed_results_get_a_verdict_for_every_finding(tmp_path):
     assert all(v.verdict in (HOLDS, CONTRADICTED, UNDECIDED) for v in verdicts)
     md, table = write_claims(verdicts, tmp_path)
     assert md.read_text().count("### ") == len(FINDINGS) and table.is_file()
+
+
+def test_docs_page_is_generated_from_the_findings():
+    from miad.claims.output import docs_page
+    from tests.conftest import REPO
+
+    assert (REPO / "docs" / "claims.md").read_text(encoding="utf-8") == docs_page()
