@@ -48,6 +48,7 @@ COMMAND_MODULES = (  # in the order `miad --help` lists their commands
     "miad.data.cli",  # verify, export, stats
     "miad.workspace.cli",  # profile, params, assets
     "miad.reporting.cli",  # report, compare, reference
+    "miad.claims.cli",  # claims
     "miad.launcher.cli",  # repro
     "miad.plan.cli",  # plan
     "miad.remote.cli",  # remote, pull, publish
