@@ -32,11 +32,12 @@ $(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-reproduce: setup  ## pull what the DVC remote holds (if any), restore assets, run the stale stages through `miad repro`, one per core (RUNTIME=docker: in the images), print Tables 3 and 4
+reproduce: setup  ## pull what the DVC remote holds (if any), restore assets, run the stale stages through `miad repro`, one per core (RUNTIME=docker: in the images), print Tables 3 and 4 and how many of the paper's findings hold
 	$(if $(PROFILE),$(BIN)/miad profile $(PROFILE))
 	$(BIN)/miad repro
 	@cat results/tables/table3.md results/tables/table4.md
 	@echo "figure: results/figures/figure2_samples.png"
+	@echo "the paper's findings: $$(grep -o '[0-9]* of [0-9]* findings hold[^.]*' results/tables/claims.md | head -1) (each one: results/tables/claims.md)"
 
 publish: setup  ## push data/, renders, models and results (and tracked weights) to the DVC remote
 	$(BIN)/miad publish

@@ -1,4 +1,5 @@
-"""The report stage: collect evaluation runs into Tables 3-7 (each value with its uncertainty), metrics.json,
+"""The report stage: collect evaluation runs into Tables 3-7 (each value with its uncertainty), metrics.json, the
+paper's findings decided (results/tables/claims.md, metrics.json's `claims`),
 Figures 2, 4 and 5, and the fidelity figure (ours against the paper's)."""
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any
 
 from miad.atomic import write_json_atomic, write_text_atomic
 from miad.catalog import SCENARIOS
+from miad.claims.decide import decide_all
+from miad.claims.output import claims_section, write_claims
 from miad.config import Params
 from miad.data.layout import dataset_key, manifest_path, split_dir
 from miad.data.manifest import read_manifest
@@ -229,6 +232,10 @@ def build_report(
     ]
     if panels:
         metrics["fidelity"] = {panel.name: panel.metrics() for panel in panels}
+    write_json_atomic(out / "metrics.json", metrics)
+    verdicts = decide_all(out / "metrics.json", runs, size_runs, train_images=params.active.render.n_train)
+    write_claims(verdicts, out / "tables", profile=params.profile)
+    metrics["claims"] = claims_section(verdicts)  # so `dvc metrics diff` and `miad compare` follow the verdicts
     write_json_atomic(out / "metrics.json", metrics)
     count, figure_dir = params.active.report.figure_samples, out / "figures"
     if panels:
