@@ -77,6 +77,8 @@ def test_which_tasks_may_run_warm() -> None:
         "train", "--method", "ae", "--out", "m",
     ]  # fmt: skip
     assert miad_argv(Task("t", ("miad", "evaluate", "--x"), here), commands) == ["evaluate", "--x"]
+    bash = Task("t", ("/bin/bash", "--noprofile", "--norc", "-c", "miad evaluate --x"), here)  # DVC's, SHELL=bash
+    assert miad_argv(bash, commands) == ["evaluate", "--x"]
     for line in (
         "miad render --scenario witness_mark",  # not a preloaded command: Blender
         "miad train --out m && touch done",
@@ -209,7 +211,7 @@ def _torch_outputs(repo: Path) -> dict[str, bytes]:
     return {
         p.relative_to(repo).as_posix(): p.read_bytes()
         for p in sorted(paths)
-        if p.is_file() and not p.name.endswith(PROVENANCE_NAME)
+        if p.is_file() and not p.name.endswith(PROVENANCE_NAME) and p.name != ".gitignore"  # DVC's, not theirs
     }
 
 
@@ -253,11 +255,12 @@ def test_stages_back_to_back_in_one_server_give_cold_bytes_in_either_order(
 
 @pytest.mark.slow
 def test_slice_through_the_launcher_warm_matches_plain_dvc_repro(
-    native_slice: Path, tmp_path: Path, on_path: None
+    native_slice: Path, tmp_path: Path, on_path: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from miad.launcher.run import launch
 
     repo = prepare_slice(tmp_path / "repo")
+    monkeypatch.chdir(repo)  # DVC reads targets relative to here, as `miad repro` runs in the project
     with WarmExecutor(repo, log_dir=tmp_path / "logs") as executor:
         report = launch(repo, TARGETS, executor=executor, jobs=1, coordinator=LocalExecutor(), say=lambda _: None)
         warm = [job.task.name for job in executor._jobs.values() if job.warm]

@@ -44,10 +44,11 @@ class WarmError(RuntimeError):
 
 def miad_argv(task: Task, commands: tuple[str, ...]) -> list[str] | None:
     """The arguments after `miad` when the task is one plain `miad <command> ...` among `commands`, else None.
-    A DVC stage's task is (shell, "-c", line); quotes, variables, chains, redirections and assignments run cold."""
+    A DVC stage's task is (shell, [options such as bash's --norc], "-c", line); quotes, variables, chains,
+    redirections and assignments run cold."""
     argv = list(task.argv)
-    if len(argv) == 3 and argv[1] == "-c":
-        line = argv[2]
+    if len(argv) >= 3 and argv[-2] == "-c" and all(a.startswith("-") for a in argv[1:-1]):
+        line = argv[-1]
         if SHELL_SPECIAL & set(line):
             return None
         argv = shlex.split(line)
