@@ -92,7 +92,6 @@ def main() -> None:
             "stage_process_seconds": sum(launched["seconds"].values()),
             "record_seconds": launched["record_seconds"],
             "plan_seconds": launched["plan_seconds"],
-            "warm": launched.get("warm", {}),
         }
         result["ratio_cold_to_launcher"] = result["cold"]["total_seconds"] / total
         ours, theirs = slice_outputs(warm), slice_outputs(cold)

@@ -51,9 +51,11 @@ def repro(
     dry: bool = False,
     pull_first: bool = False,
     remote: str | None = None,
+    warm: bool = True,
 ) -> int:
     """Run the stale stages of the DVC project in the current directory; 0 when every stage succeeded. With
-    `pull_first` (what `make reproduce` does), first fetch what the DVC remote holds and restore data/."""
+    `pull_first` (what `make reproduce` does), first fetch what the DVC remote holds and restore data/. `warm`:
+    local train and evaluate stages run in warm workers (miad.launcher.warm), else each in a fresh process."""
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs {jobs}: expected a positive number of stages at once")
     cfg = load_executor_config(params, kind=kind)
@@ -61,17 +63,26 @@ def repro(
     if pull_first and not dry:
         pull_and_restore(root, remote)
     executor = make_executor(cfg, root)
+    if cfg.kind == "local" and warm and not dry:
+        from miad.launcher.warm import WarmExecutor
+
+        executor = WarmExecutor(root)  # train and evaluate stages fork from a server with torch & co. imported
     coordinator = LocalExecutor()  # render stages coordinate here; their shard tasks use `executor`
-    report = launch(
-        root,
-        targets,
-        executor,
-        jobs or default_jobs(cfg.kind, cfg.workers),
-        coordinator=coordinator,
-        poll_seconds=min(cfg.poll_seconds, 0.2) if cfg.kind == "local" else cfg.poll_seconds,
-        say=lambda line: print(line, file=sys.stderr, flush=True),
-        dry=dry,
-    )
+    try:
+        report = launch(
+            root,
+            targets,
+            executor,
+            jobs or default_jobs(cfg.kind, cfg.workers),
+            coordinator=coordinator,
+            poll_seconds=min(cfg.poll_seconds, 0.2) if cfg.kind == "local" else cfg.poll_seconds,
+            say=lambda line: print(line, file=sys.stderr, flush=True),
+            dry=dry,
+        )
+    finally:
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()  # the warm server and anything of it still running
     if dry:
         print(f"miad repro --dry-run: {len(report.ran)} stale now, {len(report.unchanged)} unchanged", file=sys.stderr)
         return 0
@@ -93,6 +104,7 @@ def cmd_repro(args: argparse.Namespace) -> int:
     if args.profile:
         raise UserError("repro: --profile does not apply (DVC reads params.yaml); switch with `miad profile NAME`")
     where = {"kind": args.executor, "jobs": args.jobs, "pull_first": not args.no_pull, "remote": args.remote}
+    where["warm"] = not args.cold
     return repro(Path(args.params), args.targets, **where, bench_json=args.stats_json, dry=args.dry_run)
 
 
@@ -112,6 +124,12 @@ def register(sub: Subparsers) -> None:
     )
     parser.add_argument("--remote", "-r", help="DVC remote to pull from (default: DVC's default remote)")
     parser.add_argument("--no-pull", action="store_true", help="compute everything stale; ignore the remote")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="run every stage in a fresh process (default: local train and evaluate stages fork from a warm server "
+        "that has imported torch, timm and the methods; same bytes, about 5 s less per stage)",
+    )
     parser.add_argument(
         "--dry-run", action="store_true", help="list the plan, each stage stale or unchanged now; run nothing"
     )
