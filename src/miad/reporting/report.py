@@ -1,6 +1,7 @@
 """The report stage: collect evaluation runs into Tables 3-7 (each value with its uncertainty), metrics.json, the
 paper's findings decided (results/tables/claims.md, metrics.json's `claims`),
-Figures 2, 4 and 5, and the fidelity figure (ours against the paper's)."""
+Figures 2, 4 and 5, the fidelity figure (ours against the paper's), and results/report.html, the page that shows them
+all."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from miad.data.manifest import read_manifest
 from miad.reporting import figures, tables
 from miad.reporting.estimates import Estimate, flat_metrics, run_estimates
 from miad.reporting.fidelity import fidelity
+from miad.reporting.page import write_page
 from miad.stages.train import prefix_size
 
 PAPER_BACKBONES = {
@@ -194,7 +196,8 @@ def stats_table(stats: dict[str, Any]) -> str:
 def build_report(
     params: Params, runs: Path, size_runs: Path, maps: Path, renders: Path, out: Path, stats_path: Path | None = None
 ) -> dict[str, Any]:
-    """Write results/tables/*, results/metrics.json and results/figures/*; return the metrics."""
+    """Write results/tables/*, results/metrics.json, results/figures/* and results/report.html (all of them on one
+    page); return the metrics."""
     results = collect_results(params, runs)
     size_results = collect_size_results(params, results, size_runs, renders)
     footnotes = notes(params)
@@ -271,4 +274,5 @@ def build_report(
         pick=slice(1, None),
         title="Figure 5. More anomaly maps (defective, then good images)",
     )
+    write_page(out, profile=params.profile, made_by=(runs, size_runs, renders))
     return metrics
