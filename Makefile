@@ -62,6 +62,7 @@ bench: setup  ## benchmarks -> results/bench/*.json
 	$(BIN)/python benchmarks/bench_render.py --out results/bench/render.json
 	$(BIN)/python benchmarks/bench_pipeline.py --out results/bench/pipeline.json
 	$(BIN)/python benchmarks/bench_fanout.py --out results/bench/fanout.json
+	$(BIN)/python benchmarks/bench_warm.py --out results/bench/warm.json
 	$(BIN)/python benchmarks/bench_launcher.py --out results/bench/launcher.json
 	$(BIN)/python benchmarks/bench_containers.py --out results/bench/containers.json
 	$(BIN)/python benchmarks/bench_fit_memory.py --out results/bench/fit_memory.json
