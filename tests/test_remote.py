@@ -133,7 +133,7 @@ def upstream(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
         value = env["AWS_ACCESS_KEY_ID" if option == "access_key_id" else "AWS_SECRET_ACCESS_KEY"]
         run(["dvc", "remote", "modify", "--local", REMOTE, option, value], repo)
     no_aws = {key: value for key, value in env.items() if not key.startswith("AWS_") or key.endswith("_FILE")}
-    computed = run(["miad", "reproduce"], repo, no_aws)
+    computed = run(["miad", "repro"], repo, no_aws)
     assert MODEL_STAGE in stages_run(computed.stdout + computed.stderr)
     run(["miad", "publish"], repo, no_aws)
     run(["git", "add", "-A"], repo)
@@ -152,7 +152,7 @@ def test_remote_setup_is_committed_without_credentials(upstream: Path, s3: S3Ser
 
 def test_fresh_clone_pulls_everything_and_computes_nothing(upstream: Path, s3: S3Server, tmp_path: Path):
     repo = clone(upstream, tmp_path / "b")
-    proc = run(["miad", "reproduce"], repo, s3.env())
+    proc = run(["miad", "repro"], repo, s3.env())
     log = proc.stdout + proc.stderr
     assert stages_run(log) == set(), log
     assert f"pulled from DVC remote {REMOTE!r}" in log and "0 output(s) it lacks" in log
@@ -173,7 +173,7 @@ def test_model_missing_on_remote_recomputes_only_its_stage(upstream: Path, s3: S
         client.delete_object(Bucket=s3.bucket, Key=key)
     try:
         repo = clone(upstream, tmp_path / "c")
-        proc = run(["miad", "reproduce"], repo, s3.env())
+        proc = run(["miad", "repro"], repo, s3.env())
         log = proc.stdout + proc.stderr
         ran = stages_run(log)
         assert MODEL_STAGE in ran, log
@@ -198,7 +198,7 @@ def test_corrupt_object_on_remote_is_named_and_never_used(upstream: Path, s3: S3
         if not verify:
             run(["dvc", "remote", "modify", "--local", REMOTE, "verify", "false"], repo)
         before = workspace(repo)
-        proc = run(["miad", "reproduce"], repo, s3.env(), ok=False)
+        proc = run(["miad", "repro"], repo, s3.env(), ok=False)
         assert proc.returncode != 0
         assert f"DVC remote {REMOTE!r}" in proc.stderr and f"{DATASET}/{shard}" in proc.stderr, proc.stderr
         assert "nothing was checked out" in proc.stderr
@@ -223,7 +223,7 @@ def test_remote_errors_name_the_remote_and_leave_the_workspace(upstream: Path, s
         dead = f"http://127.0.0.1:{free_ports(1)[0]}"
         run(["dvc", "remote", "modify", "--local", REMOTE, "endpointurl", dead], repo)
     before = workspace(repo)
-    proc = run(["miad", "reproduce"], repo, env, ok=False)
+    proc = run(["miad", "repro"], repo, env, ok=False)
     assert proc.returncode != 0
     assert f"DVC remote {REMOTE!r} (s3://{s3.bucket}/{PREFIX}" in proc.stderr, proc.stderr
     assert "nothing in the workspace was changed" in proc.stderr

@@ -57,7 +57,7 @@ def test_committed_credentials_stop_every_remote_command(dvc_repo: Path, capsys)
     subprocess.run([*dvc, "--local", "storage", "secret_access_key", "fine-here"], cwd=dvc_repo, check=True)
     check_no_committed_secrets(dvc_repo)  # .dvc/config.local is not committed
     subprocess.run([*dvc, "storage", "secret_access_key", "leaked"], cwd=dvc_repo, check=True)
-    for command in (["pull"], ["publish"], ["reproduce"]):
+    for command in (["pull"], ["publish"], ["repro"]):
         assert main(command) == 2
         err = capsys.readouterr().err
         assert f"{dvc_repo / '.dvc' / 'config'} holds credentials (remote.storage.secret_access_key)" in err
@@ -74,7 +74,7 @@ def test_remote_choice_is_explicit(dvc_repo: Path):
 
 
 def test_new_commands_explain_themselves(capsys):
-    for name in ("remote", "pull", "publish", "reproduce", "weights"):
+    for name in ("remote", "pull", "publish", "repro", "weights"):
         with pytest.raises(SystemExit) as info:
             main([name, "--help"])
         assert info.value.code == 0 and f"usage: miad {name}" in capsys.readouterr().out

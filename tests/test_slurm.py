@@ -5,6 +5,7 @@ and a failing job's own Slurm log reaches the command's error message."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -124,3 +125,38 @@ def test_a_failing_job_reports_its_slurm_log(slurm_env: dict[str, str], tmp_path
     assert "the toy stage broke on purpose" in stderr  # written by the job, read back from its Slurm log
     assert str(root / ".slurm" / "logs") in stderr  # where the whole log is
     assert set(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == {"a", "b", "e"}
+
+
+def test_sigterm_to_miad_repro_cancels_its_slurm_jobs(slurm_env: dict[str, str], tmp_path: Path) -> None:
+    """The launcher stopped while a stage runs as a Slurm job: the job is scancelled (squeue empty), the finished
+    stage stays recorded, and the next run completes."""
+    from tests.test_interrupt import make_project, recorded, slow_running, wait_for
+
+    root = make_project(tmp_path / "toy")
+    params = tiny_params_dict()
+    params["executor"] = SLURM_EXECUTOR
+    (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    env = {**slurm_env, "TOY_SLEEP": "300"}
+    full = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **env}
+    launcher = subprocess.Popen(
+        ["miad", "repro", "--executor", "slurm", "--jobs", "2"],
+        cwd=root,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    slow_running(root)
+    os.killpg(launcher.pid, signal.SIGTERM)
+    out, _ = launcher.communicate(timeout=120)
+    assert launcher.returncode == 128 + signal.SIGTERM, out
+    assert "cancelling 1 running stage(s): slow" in out
+
+    def queue() -> str:
+        return subprocess.run(["squeue", "-h", "-o", "%i %j %T"], env=full, capture_output=True, text=True).stdout
+
+    wait_for(lambda: not queue().strip(), "squeue to be empty", 60)
+    assert recorded(root) == ["fast"]
+    run(["miad", "repro", "--executor", "slurm", "--jobs", "2"], root, {**slurm_env, "TOY_SLEEP": "0"})
+    assert set(recorded(root)) == {"fast", "slow", "after"}

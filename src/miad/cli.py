@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from miad.cliargs import params_of
-from miad.errors import MiadError
+from miad.errors import MiadError, interrupt_on_sigterm
 from miad.runtime import run_in_container
 
 DESCRIPTION = """\
@@ -48,9 +48,10 @@ COMMAND_MODULES = (  # in the order `miad --help` lists their commands
     "miad.data.cli",  # verify, export, stats
     "miad.workspace.cli",  # profile, params, assets
     "miad.reporting.cli",  # report, compare, reference
+    "miad.claims.cli",  # claims
     "miad.launcher.cli",  # repro
     "miad.plan.cli",  # plan
-    "miad.remote.cli",  # remote, pull, publish, reproduce
+    "miad.remote.cli",  # remote, pull, publish
     "miad.weights.cli",  # weights
     "miad.rehearsal.cli",  # rehearse
     "miad.runtime.cli",  # images
@@ -121,12 +122,18 @@ def main(argv: Sequence[str] | None = None, *, pin_environment: bool = False) ->
     except USER_ERRORS as exc:
         print(f"miad {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (miad.errors.Interrupted): what we started is cancelled
+        signum = getattr(exc, "signum", 2)
+        print(f"miad {args.command}: interrupted (signal {signum}); what it started was stopped", file=sys.stderr)
+        return 128 + signum
     log_timing(args, argv, time.perf_counter() - start)
     return code
 
 
 def entry() -> int:
-    """The `miad` program: a process of its own, so its numeric environment is pinned before anything loads."""
+    """The `miad` program: a process of its own, so its numeric environment is pinned before anything loads, and
+    SIGTERM (a cancelled stage, scancel) unwinds it like Ctrl-C."""
+    interrupt_on_sigterm()
     return main(pin_environment=True)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from miad.catalog import SCENARIO_NAMES, VARIANT_NAMES
@@ -24,10 +24,11 @@ def add_command(
     return parser
 
 
-def add_params(parser: argparse.ArgumentParser) -> None:
-    """--params FILE and --profile NAME."""
+def add_params(parser: argparse.ArgumentParser, *, profile: bool = True) -> None:
+    """--params FILE (and --profile NAME)."""
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument("--profile", choices=PROFILES, help="override the params file's `profile`")
+    if profile:
+        parser.add_argument("--profile", choices=PROFILES, help="override the params file's `profile`")
 
 
 def params_of(args: argparse.Namespace) -> Params:
@@ -52,6 +53,13 @@ def add_scenario(
 def add_variant(parser: argparse.ArgumentParser) -> None:
     """--variant NAME: main or one of the ablation variants."""
     parser.add_argument("--variant", default="main", choices=VARIANT_NAMES, help="dataset variant (default: main)")
+
+
+def add_only(parser: argparse.ArgumentParser, what: str, choices: Sequence[str], *, default: str = "all") -> None:
+    """--WHAT NAME, repeatable: only these scenarios / variants / methods (default: `default`)."""
+    parser.add_argument(
+        f"--{what}", action="append", choices=choices, help=f"only this {what} (repeatable; default: {default})"
+    )
 
 
 def add_dataset(parser: argparse.ArgumentParser) -> None:

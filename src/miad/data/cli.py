@@ -8,7 +8,7 @@ from pathlib import Path
 
 from miad.atomic import write_json_atomic
 from miad.catalog import VARIANT_NAMES
-from miad.cliargs import Subparsers, add_command, add_renders, add_scenario, add_variant, params_of
+from miad.cliargs import Subparsers, add_command, add_only, add_renders, add_scenario, add_variant, params_of
 from miad.errors import UserError
 
 
@@ -89,7 +89,7 @@ def register(sub: Subparsers) -> None:
     )
     add_renders(stats)
     stats.add_argument("--out", default="results/dataset_stats.json", help="JSON to write (default: %(default)s)")
-    stats.add_argument("--variant", action="append", choices=VARIANT_NAMES, help="only these variants")
+    add_only(stats, "variant", VARIANT_NAMES, default="every variant params.yaml lists")
     stats.add_argument(
         "--all", action="store_true", help="every dataset found under --renders (default: those params.yaml lists)"
     )

@@ -1,10 +1,18 @@
-"""The local executor: each task a child process on this machine, its output captured in a log file."""
+"""The local executor: each task a child process on this machine, its output captured in a log file.
+
+Each task runs in a process group (a session) of its own, so that cancelling it stops the whole command (a shell
+and the `miad` it runs, and that command's own children) and a terminal's Ctrl-C reaches only the coordinator,
+which then cancels its tasks in order instead of leaving them half-killed.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from miad.executors.base import Outcome, Task, read_tail
@@ -25,7 +33,9 @@ class LocalJob:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
+        self.pgid = self.proc.pid  # the session leader's pid is its process group id
 
     def done(self) -> bool:
         return self.proc.poll() is not None
@@ -35,9 +45,40 @@ class LocalJob:
         return Outcome(code == 0, code, read_tail(self.log_path), "exited", str(self.log_path))
 
     def cancel(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait()
+        """SIGTERM to the task's whole process group (a `miad` command cancels its own tasks on it), SIGKILL to
+        whatever is left after CANCEL_GRACE_S; returns when the task's process has exited."""
+        stop_group(self.pgid, reap=self.proc.poll)
+        self.proc.wait()
+
+
+CANCEL_GRACE_S = 20.0  # a cancelled command's time to cancel its own tasks (scancel, its children) and exit
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of process group `pgid` is left."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's group now: not ours to stop
+        return False
+    return True
+
+
+def stop_group(pgid: int, grace_s: float = CANCEL_GRACE_S, reap: Callable[[], object] = lambda: None) -> None:
+    """SIGTERM to process group `pgid`, then SIGKILL to what is still there after `grace_s`. `reap` collects the
+    group's leader when it is our child (an exited child we have not waited for still counts as alive)."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        reap()
+        if not group_alive(pgid):
+            return
+        os.killpg(pgid, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            reap()
+            if not group_alive(pgid):
+                return
+            time.sleep(0.05)
 
 
 class LocalExecutor:

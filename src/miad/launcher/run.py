@@ -7,9 +7,11 @@ lock is held throughout, so no other DVC process interleaves; the commands thems
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,23 @@ from miad.executors import Executor, Job, Task
 from miad.executors.base import Outcome
 from miad.executors.config import EXECUTOR_ENV
 from miad.launcher import record
+from miad.launcher.runlock import RunLock
 
 # Several torch processes sharing few cores: OpenMP threads that spin while idle steal each other's cores. A passive
 # wait policy changes only scheduling, never an arithmetic result, so it is set when stages run side by side.
 SHARED_CORES_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 COORDINATORS = ("miad render", "miad dataset")  # stages that fan out themselves: they run here, their shards go out
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while DVC records a stage (dvc.lock, the cache): they arrive right after."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 class LaunchError(MiadError, RuntimeError):
@@ -68,12 +82,13 @@ def launch(
 
     @locked
     @scm_context
-    def _launch(repo: Repo) -> LaunchReport:
-        return _Launcher(repo, executor, coordinator or executor, jobs, poll_seconds, say).run(targets, dry=dry)
+    def _launch(repo: Repo, lock: RunLock) -> LaunchReport:
+        launcher = _Launcher(repo, executor, coordinator or executor, jobs, poll_seconds, say, lock)
+        return launcher.run(targets, dry=dry)
 
     start = time.perf_counter()
-    with Repo(str(root)) as repo:
-        report = _launch(repo)
+    with RunLock(root, say) as lock, Repo(str(root)) as repo:
+        report = _launch(repo, lock)
     report.wall_seconds = time.perf_counter() - start
     if report.failed:
         parts = [f"stage '{name}' failed:\n{outcome.log_tail}" for name, outcome in report.failed.items()]
@@ -85,11 +100,19 @@ def launch(
 
 class _Launcher:
     def __init__(
-        self, repo: Any, executor: Executor, coordinator: Executor, jobs: int, poll: float, say: Callable[[str], None]
+        self,
+        repo: Any,
+        executor: Executor,
+        coordinator: Executor,
+        jobs: int,
+        poll: float,
+        say: Callable[[str], None],
+        lock: RunLock,
     ) -> None:
         self.repo, self.executor, self.coordinator = repo, executor, coordinator
-        self.jobs, self.poll, self.say = jobs, poll, say
+        self.jobs, self.poll, self.say, self.lock = jobs, poll, say, lock
         self.report = LaunchReport()
+        self.running: dict[Any, tuple[Job, float]] = {}  # stage -> (job, started)
 
     def run(self, targets: Sequence[str], *, dry: bool = False) -> LaunchReport:
         from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
@@ -108,7 +131,29 @@ class _Launcher:
                 self.say(f"  {'stale    ' if stale else 'unchanged'} {stage.addressing}")
             return self.report
 
-        pending, done, running = list(steps), set(), {}  # running: stage -> (job, started)
+        try:
+            self._run_steps(steps, upstream)
+        except BaseException:  # Ctrl-C, SIGTERM, or a bug: nothing we started may keep running or be recorded
+            self._cancel_running()
+            raise
+        record.reorder_lock(self.repo, lock_before, [s.addressing for s in self.repo.index.stages])
+        return self.report
+
+    def _cancel_running(self) -> None:
+        names = [stage.addressing for stage in self.running]
+        if names:
+            self.say(f"miad repro: interrupted; cancelling {len(names)} running stage(s): {', '.join(names)}")
+        for stage, (job, _) in list(self.running.items()):
+            job.cancel()
+            self.lock.untrack(stage.addressing)
+        self.running.clear()
+        self.say(
+            "miad repro: stopped. Finished stages are recorded in dvc.lock; cancelled ones are not (their outputs "
+            "are redone). Run it again to resume."
+        )
+
+    def _run_steps(self, steps: list[Any], upstream: dict[Any, list[Any]]) -> None:
+        pending, done, running = list(steps), set(), self.running
         while pending or running:
             for stage in [s for s in pending if all(u in done for u in upstream[s])]:
                 if len(running) >= self.jobs:
@@ -119,6 +164,7 @@ class _Launcher:
                     done.add(stage)
                 elif job is not False:
                     running[stage] = (job, time.perf_counter())
+                    self.lock.track(stage.addressing, job)
             if pending and not running and not any(all(u in done for u in upstream[s]) for s in pending):
                 blocked = [s.addressing for s in pending]  # everything left waits on a failed stage
                 self.report.blocked.extend(blocked)
@@ -127,12 +173,13 @@ class _Launcher:
             if not finished:
                 time.sleep(self.poll)
             for stage in finished:
-                job, started = running.pop(stage)
+                job, started = running[stage]
                 self.report.seconds[stage.addressing] = round(time.perf_counter() - started, 3)
-                if self._finish(stage, job.outcome()):
+                ok = self._finish(stage, job.outcome())
+                del running[stage]
+                self.lock.untrack(stage.addressing)
+                if ok:
                     done.add(stage)
-        record.reorder_lock(self.repo, lock_before, [s.addressing for s in self.repo.index.stages])
-        return self.report
 
     def _start(self, stage: Any, upstream: list[Any]) -> Job | bool | None:
         """Decide and prepare one stage: its running job; None when nothing is left to run (unchanged, restored
@@ -149,7 +196,8 @@ class _Launcher:
                 self.report.ran.append(name)
                 return None
             if record.prepare(stage):
-                record.record(stage)
+                with signals_deferred():
+                    record.record(stage)
                 self.report.restored.append(name)
                 self.say(f"  restored {name} from the run cache")
                 return None
@@ -174,7 +222,8 @@ class _Launcher:
         if outcome.ok:
             start = time.perf_counter()
             try:
-                record.record(stage)
+                with signals_deferred():
+                    record.record(stage)
             except Exception as exc:  # a stage whose outputs DVC refuses (missing, ...) is a failed stage
                 outcome = Outcome(False, outcome.returncode, f"{outcome.log_tail}\nrecording failed: {exc}")
             finally:

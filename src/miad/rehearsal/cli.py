@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from miad.catalog import SCENARIO_NAMES, VARIANT_NAMES
+from miad.cliargs import Subparsers, add_command, add_only
+from miad.method_catalog import METHOD_NAMES
 from miad.project import project_root
 from miad.rehearsal.params import Shrink
 from miad.rehearsal.run import rehearse
@@ -34,16 +37,15 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     summary = "run the paper profile end to end on CPU in a scratch copy, only image counts shrunk (random backbones)"
-    parser = sub.add_parser("rehearse", help=summary, description=summary[0].upper() + summary[1:] + ".")
-    parser.set_defaults(handler=cmd_rehearse)
+    parser = add_command(sub, "rehearse", cmd_rehearse, summary, params=False)
     parser.add_argument("--dir", help="scratch folder (new or empty, outside the project; default: a temp folder)")
-    parser.add_argument("--scenario", action="append", help="only this scenario (repeatable; default: all)")
-    parser.add_argument("--method", action="append", help="only this method (repeatable; default: all)")
+    add_only(parser, "scenario", SCENARIO_NAMES)
+    add_only(parser, "method", METHOD_NAMES)
     parser.add_argument("--n-train", type=int, default=4, help="training images per scenario (default: %(default)s)")
     parser.add_argument("--n-test", type=int, default=2, help="test images per class (default: %(default)s)")
-    parser.add_argument("--variant", action="append", help="only this ablation variant (repeatable; default: all)")
+    add_only(parser, "variant", VARIANT_NAMES)
     parser.add_argument(
         "--samples", type=int, default=0, help="Cycles samples per pixel (default: 0, the paper's; lower = faster)"
     )

@@ -17,7 +17,6 @@ import yaml
 from miad.dvcfiles import dvc_command
 from miad.rehearsal.params import Shrink, rehearsal_params
 from miad.rehearsal.scratch import copy_project, scratch_folder
-from miad.remote.reproduce import miad_command
 
 TABLES = ("table3", "table4", "table5", "table6", "table7")
 TABLE_SUFFIXES = ("md", "csv", "tex")
@@ -38,6 +37,11 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.missing
+
+
+def miad_command(*args: str) -> list[str]:
+    """The `miad` program (numeric environment pinned) through this interpreter."""
+    return [sys.executable, "-m", "miad.cli", *args]
 
 
 def expected_cells(params: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""`miad remote add`, `miad pull`, `miad publish`, `miad reproduce`: argument parsing only (miad.cli registers it)."""
+"""`miad remote add`, `miad pull`, `miad publish`: argument parsing only (miad.cli registers it)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from miad.remote.reproduce import reproduce
+from miad.cliargs import Subparsers, add_command
 from miad.remote.settings import add_remote
 from miad.remote.sync import publish, pull
 
@@ -38,27 +38,21 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 1 if left and args.strict else 0
 
 
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    return reproduce(Path.cwd(), args.remote, pull_first=not args.no_pull, jobs=args.jobs)
-
-
 def _remote_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--remote", "-r", help="DVC remote name (default: DVC's default remote, or the only one)")
     parser.add_argument("--jobs", "-j", type=int, help="parallel transfers (default: DVC's)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     """Add this module's commands to miad's subparsers."""
     summaries = {
         "remote": (cmd_remote, "add a DVC remote (S3, S3-compatible, or a folder) with verify = true, no credentials"),
         "pull": (cmd_pull, "fetch and verify what the DVC remote holds, then check it out (corrupt data is named)"),
         "publish": (cmd_publish, "push data/, renders, models and results to the DVC remote"),
-        "reproduce": (cmd_reproduce, "pull from the DVC remote (if any), restore data/, then `dvc repro` the rest"),
     }
     parsers = {}
     for name, (handler, summary) in summaries.items():
-        parsers[name] = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
-        parsers[name].set_defaults(handler=handler)
+        parsers[name] = add_command(sub, name, handler, summary, params=False)
     remote = parsers["remote"]
     remote.add_argument("action", choices=["add"], help="what to do (add: `dvc remote add` + `verify = true`)")
     remote.add_argument("name", help="remote name, e.g. storage")
@@ -66,9 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     remote.add_argument("--endpoint", help="endpointurl of an S3-compatible store (MinIO, Ceph, SeaweedFS)")
     remote.add_argument("--no-default", dest="default", action="store_false", help="do not make it the default")
     remote.add_argument("--force", action="store_true", help="replace an existing remote of that name")
-    for name in ("pull", "publish", "reproduce"):
+    for name in ("pull", "publish"):
         _remote_args(parsers[name])
     parsers["publish"].add_argument(
         "--strict", action="store_true", help="exit 1 when some outputs are in neither the cache nor the remote"
     )
-    parsers["reproduce"].add_argument("--no-pull", action="store_true", help="compute everything; ignore the remote")

@@ -1,5 +1,7 @@
-"""The report stage: collect evaluation runs into Tables 3-7 (each value with its uncertainty), metrics.json,
-Figures 2, 4 and 5, and the fidelity figure (ours against the paper's)."""
+"""The report stage: collect evaluation runs into Tables 3-7 (each value with its uncertainty), metrics.json, the
+paper's findings decided (results/tables/claims.md, metrics.json's `claims`),
+Figures 2, 4 and 5, the fidelity figure (ours against the paper's), and results/report.html, the page that shows them
+all."""
 
 from __future__ import annotations
 
@@ -10,12 +12,15 @@ from typing import Any
 
 from miad.atomic import write_json_atomic, write_text_atomic
 from miad.catalog import SCENARIOS
+from miad.claims.decide import decide_all
+from miad.claims.output import claims_section, write_claims
 from miad.config import Params
 from miad.data.layout import dataset_key, manifest_path, split_dir
 from miad.data.manifest import read_manifest
 from miad.reporting import figures, tables
 from miad.reporting.estimates import Estimate, flat_metrics, run_estimates
 from miad.reporting.fidelity import fidelity
+from miad.reporting.page import write_page
 from miad.stages.train import prefix_size
 
 PAPER_BACKBONES = {
@@ -191,7 +196,8 @@ def stats_table(stats: dict[str, Any]) -> str:
 def build_report(
     params: Params, runs: Path, size_runs: Path, maps: Path, renders: Path, out: Path, stats_path: Path | None = None
 ) -> dict[str, Any]:
-    """Write results/tables/*, results/metrics.json and results/figures/*; return the metrics."""
+    """Write results/tables/*, results/metrics.json, results/figures/* and results/report.html (all of them on one
+    page); return the metrics."""
     results = collect_results(params, runs)
     size_results = collect_size_results(params, results, size_runs, renders)
     footnotes = notes(params)
@@ -230,6 +236,10 @@ def build_report(
     if panels:
         metrics["fidelity"] = {panel.name: panel.metrics() for panel in panels}
     write_json_atomic(out / "metrics.json", metrics)
+    verdicts = decide_all(out / "metrics.json", runs, size_runs, train_images=params.active.render.n_train)
+    write_claims(verdicts, out / "tables", profile=params.profile)
+    metrics["claims"] = claims_section(verdicts)  # so `dvc metrics diff` and `miad compare` follow the verdicts
+    write_json_atomic(out / "metrics.json", metrics)
     count, figure_dir = params.active.report.figure_samples, out / "figures"
     if panels:
         figures.fidelity_plot(panels, figure_dir / "fidelity.png")
@@ -264,4 +274,5 @@ def build_report(
         pick=slice(1, None),
         title="Figure 5. More anomaly maps (defective, then good images)",
     )
+    write_page(out, profile=params.profile, made_by=(runs, size_runs, renders))
     return metrics

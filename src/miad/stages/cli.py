@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from miad.catalog import SCENARIO_NAMES
 from miad.cliargs import (
     Subparsers,
     add_command,
@@ -89,7 +88,7 @@ def register(sub: Subparsers) -> None:
         cmd_dataset,
         "build one scenario's main dataset as params.yaml's `dataset` says: render or import",
     )
-    dataset.add_argument("--scenario", required=True, choices=SCENARIO_NAMES, help="scenario key")
+    add_scenario(dataset, help="scenario key")
     add_renders(dataset)
     add_render_args(dataset)
     dataset.set_defaults(variant="main", provenance=dataset_provenance, coordinates=dataset_coordinates_shards)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from miad.cliargs import Subparsers, add_command
 from miad.weights.catalog import PAPER_WEIGHTS, default_target
 
 
@@ -31,11 +32,10 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     """Add `miad weights` to miad's subparsers."""
     summary = "fetch the paper backbones' ImageNet weights (checksum, safetensors, DVC-tracked) or list them"
-    parser = sub.add_parser("weights", help=summary, description=summary[0].upper() + summary[1:] + ".")
-    parser.set_defaults(handler=cmd_weights)
+    parser = add_command(sub, "weights", cmd_weights, summary, params=False)
     parser.add_argument("action", choices=["list", "fetch"], help="list: sources and targets; fetch: download")
     parser.add_argument("name", nargs="*", metavar="NAME", help=f"backbone(s) to fetch: {', '.join(PAPER_WEIGHTS)}")
     parser.add_argument("--url", help="fetch from this URL instead (a mirror); needs --sha256")

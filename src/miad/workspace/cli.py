@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from miad.cliargs import Subparsers, add_command, params_of
+from miad.cliargs import Subparsers, add_command, add_params, params_of
 from miad.config import PROFILES
 
 
@@ -57,7 +57,7 @@ def register(sub: Subparsers) -> None:
         sub, "profile", cmd_profile, "show or switch the active profile (smoke | paper) in params.yaml", params=False
     )
     profile.add_argument("name", nargs="?", choices=PROFILES, help="profile to switch to")
-    profile.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    add_params(profile, profile=False)
     add_command(sub, "params", cmd_params, "validate params.yaml and print the active profile's resolved values")
     assets = add_command(
         sub, "assets", cmd_assets, "build, check or restore data/ (backgrounds, textures) against data.dvc"

@@ -1,0 +1,107 @@
+"""The whole pipeline cold (`dvc repro`: one stage at a time, each a fresh Python) against `miad repro` (the launcher:
+stages side by side, warm workers), in one run on one machine, with where each side's time goes.
+
+Two fresh copies of the project (`--scope smoke`: the committed params, every stage; `--scope slice`: the test
+slice's params, a few 64 px images of one scenario, minutes) run with $MIAD_TIMINGS set, so every `miad` command
+logs the seconds of its own command. Cold: total wall = commands + the rest (Python start-up and imports of every
+stage's process, and DVC's bookkeeping). Launcher: its own report splits stage process time, DVC recording and
+planning. Both copies' outputs are compared byte for byte (dvc.lock as data). Writes one JSON file; quote the
+ratio measured within one run, absolute times drift between machines and runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
+
+from tests.pipeline_slice import slice_outputs, slice_params  # noqa: E402
+from tests.project_copy import copy_project  # noqa: E402
+
+from miad.atomic import write_json_atomic  # noqa: E402
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def prepare(target: Path, scope: str, env: dict[str, str]) -> Path:
+    repo = copy_project(target)
+    run(["git", "init", "-q"], repo, env)
+    if scope == "slice":
+        (repo / "params.yaml").write_text(yaml.safe_dump(slice_params(), sort_keys=False), encoding="utf-8")
+    run(["miad", "assets", "restore"], repo, env)
+    return repo
+
+
+def command_seconds(timings: Path) -> tuple[float, int]:
+    rows = [json.loads(line) for line in timings.read_text().splitlines()] if timings.is_file() else []
+    return sum(r["seconds"] for r in rows), len(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="results/bench/launcher.json", help="JSON file to write")
+    parser.add_argument("--scope", default="smoke", choices=["smoke", "slice"], help="whole pipeline or the slice")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="launcher: stages at once")
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="miad-bench-launcher-"))
+    base = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result: dict = {
+        "scope": args.scope,
+        "jobs": args.jobs,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+    }
+    try:
+        cold_env = {**base, "MIAD_TIMINGS": str(scratch / "cold.jsonl")}
+        cold = prepare(scratch / "cold", args.scope, cold_env)
+        total = run(["dvc", "repro"], cold, cold_env)
+        commands, stages = command_seconds(scratch / "cold.jsonl")
+        result["cold"] = {"how": "dvc repro", "total_seconds": total, "stages": stages, "command_seconds": commands}
+        result["cold"]["startup_and_bookkeeping_seconds"] = total - commands
+
+        warm_env = {**base, "MIAD_TIMINGS": str(scratch / "warm.jsonl")}
+        warm = prepare(scratch / "warm", args.scope, warm_env)
+        report = scratch / "launcher.json"
+        launch = ["miad", "repro", "--no-pull", "--jobs", str(args.jobs), "--stats-json", str(report)]
+        total = run(launch, warm, warm_env)
+        commands, stages = command_seconds(scratch / "warm.jsonl")
+        launched = json.loads(report.read_text())
+        result["launcher"] = {
+            "how": " ".join(launch[:5]),
+            "total_seconds": total,
+            "stages": stages,
+            "command_seconds": commands,
+            "stage_process_seconds": sum(launched["seconds"].values()),
+            "record_seconds": launched["record_seconds"],
+            "plan_seconds": launched["plan_seconds"],
+        }
+        result["ratio_cold_to_launcher"] = result["cold"]["total_seconds"] / total
+        ours, theirs = slice_outputs(warm), slice_outputs(cold)
+        result["identical"] = ours == theirs
+        result["differing"] = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))[:20]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    write_json_atomic(Path(args.out), result)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
