@@ -70,15 +70,15 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
     try:
-        cold_env = {**base, "MIAD_TIMINGS": str(scratch / "cold.jsonl")}
-        cold = prepare(scratch / "cold", args.scope, cold_env)
-        total = run(["dvc", "repro"], cold, cold_env)
+        result["load_average_before"] = os.getloadavg()
+        cold = prepare(scratch / "cold", args.scope, base)
+        total = run(["dvc", "repro"], cold, {**base, "MIAD_TIMINGS": str(scratch / "cold.jsonl")})
         commands, stages = command_seconds(scratch / "cold.jsonl")
         result["cold"] = {"how": "dvc repro", "total_seconds": total, "stages": stages, "command_seconds": commands}
         result["cold"]["startup_and_bookkeeping_seconds"] = total - commands
 
         warm_env = {**base, "MIAD_TIMINGS": str(scratch / "warm.jsonl")}
-        warm = prepare(scratch / "warm", args.scope, warm_env)
+        warm = prepare(scratch / "warm", args.scope, base)
         report = scratch / "launcher.json"
         launch = ["miad", "repro", "--no-pull", "--jobs", str(args.jobs), "--stats-json", str(report)]
         total = run(launch, warm, warm_env)
@@ -94,6 +94,7 @@ def main() -> None:
             "plan_seconds": launched["plan_seconds"],
         }
         result["ratio_cold_to_launcher"] = result["cold"]["total_seconds"] / total
+        result["load_average_after"] = os.getloadavg()  # other work on the machine skews the ratio: check both
         ours, theirs = slice_outputs(warm), slice_outputs(cold)
         result["identical"] = ours == theirs
         result["differing"] = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))[:20]
