@@ -7,7 +7,7 @@ from pathlib import Path
 from miad.rehearsal.scratch import copy_sources
 
 REPO = Path(__file__).resolve().parents[1]
-OUTPUTS = {"renders", "models", "results", "data", "dvc.lock"}  # pipeline outputs; weights/ and imports/ stay
+OUTPUTS = {"renders", "models", "models_size", "results", "data", "dvc.lock"}  # outputs; weights/, imports/ stay
 
 
 def copy_project(target: Path) -> Path:

@@ -64,7 +64,9 @@ def slice_params() -> dict:
 
 
 def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
+    """The stages `dvc repro` ("Running stage 'X'") or `miad repro` ("  start X") ran."""
+    found = re.findall(r"Running stage '([^']+)'|^\s+start (\S+)$", output, re.MULTILINE)
+    return {plain or launched for plain, launched in found}
 
 
 def outputs(repo: Path) -> dict[str, bytes]:

@@ -5,6 +5,7 @@ the bytes a cold `miad` process gives, whatever ran in the same server before th
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -261,6 +262,9 @@ def test_slice_through_the_launcher_warm_matches_plain_dvc_repro(
 
     repo = prepare_slice(tmp_path / "repo")
     monkeypatch.chdir(repo)  # DVC reads targets relative to here, as `miad repro` runs in the project
+    # an earlier in-process DVC command of this pytest session may have left its log handler on a stream pytest
+    # has closed since ("failed to log"); here DVC logs to the session's own handlers, as a fresh process would
+    monkeypatch.setattr(logging.getLogger("dvc"), "handlers", [])
     with WarmExecutor(repo, log_dir=tmp_path / "logs") as executor:
         report = launch(repo, TARGETS, executor=executor, jobs=1, coordinator=LocalExecutor(), say=lambda _: None)
         warm = [job.task.name for job in executor._jobs.values() if job.warm]

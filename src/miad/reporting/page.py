@@ -22,7 +22,7 @@ from miad.atomic import write_text_atomic
 from miad.claims.findings import FINDINGS
 from miad.claims.output import effect_text
 from miad.claims.rules import Verdict, summary_line
-from miad.numeric_env import PROVENANCE_NAME, environment_line
+from miad.numeric_env import PROVENANCE_NAME
 
 PAGE_NAME = "report.html"
 TABLE_NAMES = ("table3", "table4", "table5", "table6", "table7")
@@ -197,32 +197,27 @@ def _counted(counts: dict[str, int], header: str) -> list[str]:
 
 
 def provenance_html(runs: Sequence[dict[str, Any]], profile: str, sources: Sequence[str]) -> str:
-    """Machines, environments, library versions and container images, each with how many outputs it made."""
+    """Library versions and container images, each with how many outputs it made. The page is a DVC output and
+    must have the same bytes on every machine, so what differs between machines by design (CPU, C library,
+    dispatch levels) stays in the provenance sidecars, which `miad compare` lists; the page says so."""
     out = [
         '<h2 id="how">How this was made</h2>',
         f"<p>Params profile <code>{_e(profile)}</code>. Built by the DVC stage <code>report</code> "
         f"(<code>miad report</code>) from {_e(', '.join(sources))}; dvc.lock records the hash of every input. "
         f"{len(runs)} recorded runs made the outputs it reads (their provenance sidecars).</p>",
+        '<p class="note">Which machines made them (CPU, C library, numeric dispatch) is recorded beside each output '
+        "in its provenance sidecar, outside every hash: it differs between machines by design while the outputs do "
+        "not, so this page, itself a pipeline output, leaves it out. <code>miad compare</code> lists it.</p>",
     ]
     if not runs:
         return "\n".join([*out, '<p class="note">No provenance sidecars were found.</p>'])
-    machines: dict[str, int] = {}
-    environments: dict[str, int] = {}
     versions: dict[str, set[str]] = {}
     images: dict[str, int] = {}
     for run in runs:
-        cpu = run.get("cpu", {})
-        machine = f"{cpu.get('model', '?')} ({cpu.get('machine', '?')}, {cpu.get('cores', '?')} cores), "
-        machine += str(run.get("libc") or "C library not recorded")
-        machines[machine] = machines.get(machine, 0) + 1
-        line = environment_line(run)
-        environments[line] = environments.get(line, 0) + 1
         for name, entry in run.get("libraries", {}).items():
             versions.setdefault(name, set()).add(_version(entry))
         image = str(run.get("image") or "none (not run in a container image)")
         images[image] = images.get(image, 0) + 1
-    out += ["<h3>Machines</h3>", *_counted(machines, "CPU, architecture, cores, C library")]
-    out += ["<h3>Environments</h3>", *_counted(environments, "what matters for the bits")]
     out += ["<h3>Versions</h3>", "<table>", "<tr><th>library</th><th>versions</th></tr>"]
     out += [f"<tr><td>{_e(n)}</td><td>{_e(', '.join(sorted(v)))}</td></tr>" for n, v in sorted(versions.items())]
     out += ["</table>", "<h3>Container images</h3>", *_counted(images, "image")]
