@@ -10,11 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from miad.cliargs import Subparsers, add_command, add_executor
-from miad.config import ConfigError
+from miad.config import ConfigError, ExecutorConfig
 from miad.errors import UserError
 from miad.executors import load_executor_config, make_executor
 from miad.executors.local import LocalExecutor
 from miad.launcher.run import launch
+from miad.launcher.runlock import RunLock
+
+
+def say(line: str) -> None:
+    """The launcher's progress lines, on stderr as they happen."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def default_jobs(kind: str, workers: int) -> int:
@@ -60,8 +66,22 @@ def repro(
         raise ConfigError(f"--jobs {jobs}: expected a positive number of stages at once")
     cfg = load_executor_config(params, kind=kind)
     root = Path.cwd()
-    if pull_first and not dry:
-        pull_and_restore(root, remote)
+    with RunLock(root, say) as lock:  # a second run refuses before it pulls anything
+        if pull_first and not dry:
+            pull_and_restore(root, remote)
+        return _launch(root, targets, cfg, jobs, warm, dry, bench_json, lock)
+
+
+def _launch(
+    root: Path,
+    targets: Sequence[str],
+    cfg: ExecutorConfig,
+    jobs: int | None,
+    warm: bool,
+    dry: bool,
+    bench_json: str | None,
+    lock: RunLock,
+) -> int:
     executor = make_executor(cfg, root)
     if cfg.kind == "local" and warm and not dry:
         from miad.launcher.warm import WarmExecutor
@@ -76,8 +96,9 @@ def repro(
             jobs or default_jobs(cfg.kind, cfg.workers),
             coordinator=coordinator,
             poll_seconds=min(cfg.poll_seconds, 0.2) if cfg.kind == "local" else cfg.poll_seconds,
-            say=lambda line: print(line, file=sys.stderr, flush=True),
+            say=say,
             dry=dry,
+            lock=lock,
         )
     finally:
         close = getattr(executor, "close", None)

@@ -74,9 +74,11 @@ def launch(
     poll_seconds: float = 0.2,
     say: Callable[[str], None] = print,
     dry: bool = False,
+    lock: RunLock | None = None,
 ) -> LaunchReport:
     """Reproduce `targets` (default: the whole dvc.yaml) in `root` with up to `jobs` stage commands at once.
-    `dry`: only list the plan, each stage marked stale or unchanged as the workspace stands (nothing runs)."""
+    `dry`: only list the plan, each stage marked stale or unchanged as the workspace stands (nothing runs).
+    `lock`: the workspace's RunLock when the caller already holds it (it pulled first), else taken here."""
     from dvc.repo import Repo, locked
     from dvc.repo.scm_context import scm_context
 
@@ -87,8 +89,10 @@ def launch(
         return launcher.run(targets, dry=dry)
 
     start = time.perf_counter()
-    with RunLock(root, say) as lock, Repo(str(root)) as repo:
-        report = _launch(repo, lock)
+    with contextlib.ExitStack() as stack:
+        held = lock or stack.enter_context(RunLock(root, say))
+        repo = stack.enter_context(Repo(str(root)))
+        report = _launch(repo, held)
     report.wall_seconds = time.perf_counter() - start
     if report.failed:
         parts = [f"stage '{name}' failed:\n{outcome.log_tail}" for name, outcome in report.failed.items()]

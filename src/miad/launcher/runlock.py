@@ -44,7 +44,13 @@ class RunRecord:
     slurm: dict[str, str] = field(default_factory=dict)  # stage -> Slurm job id
 
 
+class NotAProjectError(MiadError, FileNotFoundError):
+    """`miad repro` outside a DVC project."""
+
+
 def _tmp_dir(root: Path) -> Path:
+    if not (root / ".dvc").is_dir():
+        raise NotAProjectError(f"{root}: not a DVC project (no .dvc folder); run `miad repro` in the project's root")
     folder = root / ".dvc" / "tmp"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
