@@ -16,10 +16,8 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -31,15 +29,8 @@ sys.path.insert(0, str(REPO / "src"))
 from tests.pipeline_slice import slice_outputs, slice_params  # noqa: E402
 from tests.project_copy import copy_project  # noqa: E402
 
+from bench_pipeline import run  # noqa: E402  (this folder is sys.path[0] when a benchmark runs)
 from miad.atomic import write_json_atomic  # noqa: E402
-
-
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - start
 
 
 def prepare(target: Path, scope: str, env: dict[str, str]) -> Path:

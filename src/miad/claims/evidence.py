@@ -233,12 +233,12 @@ def load_evidence(
     )
     files = _run_files(runs, size_runs)
     loaded: dict[Path, dict[str, Any]] = {}
+    replicates = {}
     for paths in files.values():
         for path in paths:
             if path not in loaded:
                 loaded[path] = read_json(path, "an evaluation run of `miad evaluate`")
-                _run_replicates(loaded[path], path)  # checked once, early
-    replicates = {path: _run_replicates(run, path) for path, run in loaded.items()}
+                replicates[path] = _run_replicates(loaded[path], path)  # checked once, early
     groups = {path: {m: _split_group(run) for m in METRICS} for path, run in loaded.items()}
     plans: dict[str, list[Path]] = {}
     for path, run in loaded.items():
