@@ -27,11 +27,41 @@ def run_tasks(
     holds (a render shard: spec hash and every sha256). A failed one is resubmitted up to `retries` times; then
     TaskError names the first task that kept failing, with the end of its log. The others run to the end first."""
     attempts = dict.fromkeys(tasks, 0)
-    waiting, running = list(tasks), []
+    waiting: list[Task] = list(tasks)
+    running: list[Job] = []
     failed: list[TaskError] = []
     with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not progress, dynamic_ncols=True) as bar:
         try:
-            _run(executor, waiting, running, attempts, failed, bar, retries, limit, finished, poll_seconds)
+            while waiting or running:
+                free = max(0, limit - len(running))
+                batch, waiting = waiting[:free], waiting[free:]
+                for task in batch:
+                    attempts[task] += 1
+                running.extend(executor.submit_many(batch) if batch else [])
+                time.sleep(poll_seconds if running else 0)
+                still: list[Job] = []
+                for job in running:
+                    if not job.done():
+                        still.append(job)
+                        continue
+                    outcome = job.outcome()
+                    if outcome.ok and not finished(job.task):
+                        outcome = Outcome(
+                            False,
+                            outcome.returncode,
+                            outcome.log_tail + "\n(output incomplete)",
+                            "INCOMPLETE",
+                            outcome.log_path,
+                        )
+                    if outcome.ok:
+                        bar.update(1)
+                    elif attempts[job.task] <= retries:
+                        note = f"{outcome.state or 'failed'}, retrying ({attempts[job.task]}/{retries})"
+                        bar.write(f"{job.task.name}: {note}", file=sys.stderr)
+                        waiting.append(job.task)
+                    else:
+                        failed.append(TaskError(job.task, outcome, attempts[job.task]))
+                running = still
         except BaseException:  # interrupted (Ctrl-C, SIGTERM) or broken: no task of ours may outlive us
             cancel_all(running)
             raise
@@ -44,48 +74,3 @@ def cancel_all(jobs: list[Job]) -> None:
     for job in jobs:
         if not job.done():
             job.cancel()
-
-
-def _run(
-    executor: Executor,
-    waiting: list[Task],
-    running: list[Job],
-    attempts: dict[Task, int],
-    failed: list[TaskError],
-    bar: tqdm,
-    retries: int,
-    limit: int,
-    finished: Callable[[Task], bool],
-    poll_seconds: float,
-) -> None:
-    """The submit-and-poll loop of `run_tasks`; `running` is kept up to date in place, for cancellation."""
-    while waiting or running:
-        free = max(0, limit - len(running))
-        batch, waiting[:] = waiting[:free], waiting[free:]
-        for task in batch:
-            attempts[task] += 1
-        running.extend(executor.submit_many(batch) if batch else [])
-        time.sleep(poll_seconds if running else 0)
-        still: list[Job] = []
-        for job in running:
-            if not job.done():
-                still.append(job)
-                continue
-            outcome = job.outcome()
-            if outcome.ok and not finished(job.task):
-                outcome = Outcome(
-                    False,
-                    outcome.returncode,
-                    outcome.log_tail + "\n(output incomplete)",
-                    "INCOMPLETE",
-                    outcome.log_path,
-                )
-            if outcome.ok:
-                bar.update(1)
-            elif attempts[job.task] <= retries:
-                note = f"{job.task.name}: {outcome.state or 'failed'}, retrying ({attempts[job.task]}/{retries})"
-                bar.write(note, file=sys.stderr)
-                waiting.append(job.task)
-            else:
-                failed.append(TaskError(job.task, outcome, attempts[job.task]))
-        running[:] = still
