@@ -3,10 +3,14 @@ stages side by side, warm workers), in one run on one machine, with where each s
 
 Two fresh copies of the project (`--scope smoke`: the committed params, every stage; `--scope slice`: the test
 slice's params, a few 64 px images of one scenario, minutes) run with $MIAD_TIMINGS set, so every `miad` command
-logs the seconds of its own command. Cold: total wall = commands + the rest (Python start-up and imports of every
-stage's process, and DVC's bookkeeping). Launcher: its own report splits stage process time, DVC recording and
-planning. Both copies' outputs are compared byte for byte (dvc.lock as data). Writes one JSON file; quote the
-ratio measured within one run, absolute times drift between machines and runs.
+logs the seconds of its own command and its process's age. Per side, summed over stages: start-up (process age
+minus command: interpreter and parsing; a warm worker's process is a fork, so its age starts at the fork), command
+(which includes the imports a handler does lazily: torch, timm, the methods; a warm worker has them preloaded, so
+cold minus warm command time per stage kind is mostly those imports), and for the cold side the rest of the wall
+(DVC's bookkeeping between stages). The launcher's own report adds its planning and DVC recording. Both copies'
+outputs are compared byte for byte (dvc.lock as data), and at smoke scope the launcher's dvc.lock against the
+committed one. Writes one JSON file; quote the ratio measured within one run, absolute times drift between
+machines and runs.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
-from tests.pipeline_slice import slice_outputs, slice_params  # noqa: E402
+from tests.pipeline_slice import canonical_lock, slice_outputs, slice_params  # noqa: E402
 from tests.project_copy import copy_project  # noqa: E402
 
 from bench_pipeline import run  # noqa: E402  (this folder is sys.path[0] when a benchmark runs)
@@ -42,9 +46,24 @@ def prepare(target: Path, scope: str, env: dict[str, str]) -> Path:
     return repo
 
 
-def command_seconds(timings: Path) -> tuple[float, int]:
+def stage_split(timings: Path, total: float) -> dict:
+    """Stages timed, and the seconds of start-up, command and the rest of the wall, from $MIAD_TIMINGS rows."""
     rows = [json.loads(line) for line in timings.read_text().splitlines()] if timings.is_file() else []
-    return sum(r["seconds"] for r in rows), len(rows)
+    rows = [r for r in rows if r["command"] != "repro"]  # the launcher's own row: its wall is the total
+    command = sum(r["seconds"] for r in rows)
+    process = sum(r["process_seconds"] or r["seconds"] for r in rows)
+    return {
+        "total_seconds": total,
+        "stages": len(rows),
+        "command_seconds": command,
+        "startup_seconds": process - command,
+        "startup_per_stage_seconds": (process - command) / len(rows) if rows else 0.0,
+        "rest_seconds": total - process,  # cold: DVC between stages; launcher: meaningless, stages overlap
+        "by_command": {
+            name: round(sum(r["seconds"] for r in rows if r["command"] == name), 1)
+            for name in sorted({r["command"] for r in rows})
+        },
+    }
 
 
 def main() -> None:
@@ -64,31 +83,33 @@ def main() -> None:
         result["load_average_before"] = os.getloadavg()
         cold = prepare(scratch / "cold", args.scope, base)
         total = run(["dvc", "repro"], cold, {**base, "MIAD_TIMINGS": str(scratch / "cold.jsonl")})
-        commands, stages = command_seconds(scratch / "cold.jsonl")
-        result["cold"] = {"how": "dvc repro", "total_seconds": total, "stages": stages, "command_seconds": commands}
-        result["cold"]["startup_and_bookkeeping_seconds"] = total - commands
+        result["cold"] = {"how": "dvc repro", **stage_split(scratch / "cold.jsonl", total)}
 
         warm_env = {**base, "MIAD_TIMINGS": str(scratch / "warm.jsonl")}
         warm = prepare(scratch / "warm", args.scope, base)
         report = scratch / "launcher.json"
         launch = ["miad", "repro", "--no-pull", "--jobs", str(args.jobs), "--stats-json", str(report)]
         total = run(launch, warm, warm_env)
-        commands, stages = command_seconds(scratch / "warm.jsonl")
         launched = json.loads(report.read_text())
         result["launcher"] = {
             "how": " ".join(launch[:5]),
-            "total_seconds": total,
-            "stages": stages,
-            "command_seconds": commands,
+            **stage_split(scratch / "warm.jsonl", total),
             "stage_process_seconds": sum(launched["seconds"].values()),
             "record_seconds": launched["record_seconds"],
             "plan_seconds": launched["plan_seconds"],
         }
         result["ratio_cold_to_launcher"] = result["cold"]["total_seconds"] / total
+        result["command_seconds_cold_minus_launcher"] = {
+            name: round(seconds - result["launcher"]["by_command"].get(name, 0.0), 1)
+            for name, seconds in result["cold"]["by_command"].items()
+        }
         result["load_average_after"] = os.getloadavg()  # other work on the machine skews the ratio: check both
         ours, theirs = slice_outputs(warm), slice_outputs(cold)
         result["identical"] = ours == theirs
         result["differing"] = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))[:20]
+        if args.scope == "smoke":  # every stage ran from scratch: its lock must be the committed one
+            committed = canonical_lock(REPO / "dvc.lock")
+            result["identical_to_committed_lock"] = canonical_lock(warm / "dvc.lock") == committed
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     write_json_atomic(Path(args.out), result)

@@ -72,11 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def process_age() -> float | None:
+    """Seconds since this process was created (Linux /proc; None elsewhere): its age minus the command's own time is
+    what its start-up (interpreter, imports, parsing) cost."""
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return uptime - int(stat[19]) / os.sysconf("SC_CLK_TCK")  # field 22 (starttime), counted after the ")"
+
+
 def log_timing(args: argparse.Namespace, argv: Sequence[str], seconds: float) -> None:
-    """Append {argv, seconds, extra} to $MIAD_TIMINGS when set, so a benchmark can time `dvc repro` stage by stage."""
+    """Append {argv, seconds, process_seconds, extra} to $MIAD_TIMINGS when set, so a benchmark can time `dvc repro`
+    stage by stage and split each stage's process into start-up and command."""
     target = os.environ.get(TIMINGS_ENV)
     if target:
-        row = {"argv": list(argv), "command": args.command, "seconds": seconds}
+        row = {"argv": list(argv), "command": args.command, "seconds": seconds, "process_seconds": process_age()}
         row["extra"] = getattr(args, "timing_extra", None)
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
