@@ -4,6 +4,7 @@ cancelled ones are not, a second launch in the same workspace refuses, and the n
 from __future__ import annotations
 
 import _thread
+import json
 import os
 import signal
 import subprocess
@@ -11,13 +12,14 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from miad.executors.base import Task
-from miad.executors.local import LocalExecutor, group_alive
+from miad.executors.local import LocalExecutor, group_alive, session_processes
 from miad.executors.wait import run_tasks
 from tests.dvc_toy import outputs
-from tests.pipeline_slice import BIN, run
+from tests.pipeline_slice import BIN, SCENARIO, TARGETS, prepare_slice, run, slice_outputs
 
 # fast and slow side by side, then `after` on slow; slow writes its process group id first, then sleeps $TOY_SLEEP
 # (set by every run here; DVC would read ${...} as its own interpolation)
@@ -114,7 +116,7 @@ def test_after_kill_9_the_next_run_stops_the_leftovers_and_ends_identical(tmp_pa
     launcher.communicate(timeout=30)
     assert group_alive(slow)  # a stage runs in a session of its own: it outlives a killed launcher
     log = finish_and_compare(root, reference)
-    assert "ended without cleaning up; stopped 1 stage process group(s) it left running (slow)" in log
+    assert "ended without cleaning up; stopped 1 stage(s) it left running (slow)" in log
     assert not group_alive(slow)
 
 
@@ -152,3 +154,70 @@ def test_an_interrupted_batch_of_tasks_cancels_every_running_task(tmp_path: Path
     else:
         raise AssertionError("run_tasks was not interrupted")
     assert not [p for p in pids if group_alive(int(p.read_text()))]
+
+
+def _slow_ae_params(repo: Path, epochs: int) -> str:
+    """The slice's params with AE trained for `epochs` (a warm stage that runs long enough to be killed); the
+    original text, to put back."""
+    path = repo / "params.yaml"
+    original = path.read_text(encoding="utf-8")
+    params = yaml.safe_load(original)
+    params["smoke"]["train"]["ae"]["epochs"] = epochs
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return original
+
+
+def _warm_stage_running(repo: Path, stage: str) -> int:
+    """Wait until the launcher's record shows `stage` forked by the warm server; the server's session id."""
+    state = repo / ".dvc" / "tmp" / "miad-repro.json"
+
+    def sessions() -> dict[str, int]:
+        try:
+            return json.loads(state.read_text(encoding="utf-8")).get("sessions", {})
+        except (OSError, ValueError):
+            return {}
+
+    wait_for(lambda: stage in sessions(), f"{stage} to run warm", timeout=300)
+    return sessions()[stage]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server_killed_too", [False, True])
+def test_kill_9_with_warm_workers_leaves_nothing_running_and_the_next_run_matches(
+    native_slice: Path, tmp_path: Path, server_killed_too: bool
+) -> None:
+    """`kill -9` of the launcher while a stage runs in a warm worker: the server sees its launcher gone and ends the
+    stage itself; if the server was killed too, its orphaned stage is stopped by the next run, which says so. Either
+    way nothing is left running and the next run ends byte-identical to plain `dvc repro`. (The killed stage trains
+    AE for many epochs, so it is still running when killed; the slice's own params are back before the next run.)"""
+    repo = prepare_slice(tmp_path / "repo")
+    original = _slow_ae_params(repo, epochs=100_000)
+    launcher = subprocess.Popen(
+        ["miad", "repro", "--no-pull", "--jobs", "1", *TARGETS],
+        cwd=repo,
+        env=_env(0),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    stage = f"train@ae-{SCENARIO}"
+    sid = _warm_stage_running(repo, stage)
+    time.sleep(2)  # the forked command is well into training
+    assert len(session_processes(sid)) >= 2, "the warm server and the forked stage"
+    if server_killed_too:
+        os.kill(sid, signal.SIGKILL)  # the server leads its session: its pid is the session id
+    launcher.kill()
+    launcher.communicate(timeout=30)
+    if server_killed_too:
+        time.sleep(2)
+        assert session_processes(sid), "the forked stage outlives a killed server"
+    else:
+        wait_for(lambda: not session_processes(sid), "the warm server to end its stage and leave", timeout=60)
+    (repo / "params.yaml").write_text(original, encoding="utf-8")
+    log = run(["miad", "repro", "--no-pull", "--jobs", "1", *TARGETS], repo)
+    assert "ended without cleaning up" in log
+    assert (f"stopped 1 stage(s) it left running ({stage})" in log) == server_killed_too, log
+    assert not session_processes(sid)
+    ours, native = slice_outputs(repo), slice_outputs(native_slice)
+    assert [path for path in ours.keys() | native.keys() if ours.get(path) != native.get(path)] == []

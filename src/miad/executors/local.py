@@ -81,6 +81,43 @@ def stop_group(pgid: int, grace_s: float = CANCEL_GRACE_S, reap: Callable[[], ob
             time.sleep(0.05)
 
 
+def session_processes(sid: int) -> list[int]:
+    """Live processes (not zombies) of session `sid`, from /proc; empty where there is no /proc."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc") if os.path.isdir("/proc") else []):
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()  # after the name: state, ppid, pgrp, session
+        except OSError:
+            continue
+        if int(state[3]) == sid and state[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def process_cmdline(pid: int) -> list[str]:
+    """A process's command line ([] when it is gone or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def stop_session(sid: int, grace_s: float = CANCEL_GRACE_S) -> None:
+    """Stop every process group of session `sid` (SIGTERM, then SIGKILL after `grace_s`)."""
+    for pgid in sorted({os.getpgid(pid) for pid in session_processes(sid) if _exists(pid)}):
+        stop_group(pgid, grace_s)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.getpgid(pid)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class LocalExecutor:
     """Runs tasks as processes here; the caller decides how many run at once (`run_tasks`' limit)."""
 

@@ -85,6 +85,11 @@ class WarmJob:
     def warm(self) -> bool:
         return not self.cold_reason
 
+    @property
+    def session(self) -> int:
+        """The warm server's session, which holds this command: what a later run stops if this one is killed."""
+        return self.executor.session
+
     def done(self) -> bool:
         return self._finished.is_set()
 
@@ -174,6 +179,13 @@ class WarmExecutor:
 
     def submit_many(self, tasks: list[Task]) -> list[Job]:
         return [self.submit(t) for t in tasks]
+
+    @property
+    def session(self) -> int:
+        """The server's session id (it leads a session of its own); every command it forks stays in it."""
+        if self._proc is None:
+            raise WarmError("the warm server has not started")
+        return self._proc.pid
 
     def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> dict[str, Any]:
         """Block until the server has imported everything (benchmarks time this); its ready message."""
