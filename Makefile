@@ -57,6 +57,7 @@ lint: setup  ## ruff on the code, the package's layers (import-linter), hadolint
 bench: setup  ## benchmarks -> results/bench/*.json
 	$(BIN)/python benchmarks/bench_metrics.py --out results/bench/metrics.json
 	$(BIN)/python benchmarks/bench_bootstrap.py --out results/bench/bootstrap.json
+	$(BIN)/python benchmarks/bench_pairing.py --out results/bench/pairing.json
 	$(BIN)/python benchmarks/bench_methods.py --out results/bench/methods.json
 	$(BIN)/python benchmarks/bench_portable.py --out results/bench/portable.json
 	$(BIN)/python benchmarks/bench_render.py --out results/bench/render.json

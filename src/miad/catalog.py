@@ -82,7 +82,17 @@ VARIANT_FACTORS: dict[str, tuple[str, ...] | None] = {
     "us": ("us",),
 }
 VARIANT_NAMES = tuple(VARIANT_FACTORS)
+# Every variant of a scenario renders counterfactuals of one plan, the main dataset's: image i of baseline, +UV, +UB,
+# +US and main has the same seed, so the same defect type, placement draws, background and surface draws; a variant
+# switches factors on or off, nothing else. Its name stays in every seed so that the main data keeps its bytes.
+PLAN_VARIANT = "main"
 ABLATION_SCENARIOS = ("electrical_insulator", "witness_mark")  # the only scenarios with ablation variants
+
+
+def light_is_controlled(variant: str) -> bool:
+    """Whether every image of `variant` has one light (the ablation variants: a controlled environment, paper 4.3)
+    or each its own (main: the field, where the sun and a lamp's placement change from image to image)."""
+    return VARIANT_FACTORS[variant] is not None
 
 
 def applied_factors(variant: str, scenario: str) -> tuple[str, ...]:

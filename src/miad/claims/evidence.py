@@ -7,14 +7,15 @@ two Table 7 prefixes (evaluated on the main test split), subtracts replicates re
 bootstrap, whose interval is narrower the more the two runs' errors go together. Cells of different splits are
 independent: their replicates are combined after a fixed permutation per split, so index i of one split's
 replicates meets an unrelated resample of the other's (a bootstrap of independent estimates), and the detail says
-"unpaired". Today every variant (baseline, +UV, +UB, +US, main) is its own split with its own images, so variant
-differences are unpaired.
+"unpaired".
 
 Joint resampling. A run file may declare `"image_plan": "<name>"`: image i of every run with that plan shows the
-same object, defect and placement (the counterfactual variants of one plan). When such runs already share their
-bootstrap seed, their replicates are joint as stored; otherwise the image metrics (AUROC, Recall@1%FPR) are
-resampled again jointly from the runs' per-image scores, one `miad.bootstrap.Bootstrap` over the plan's images for
-every run of the plan. Pixel metrics need the anomaly maps and stay unpaired.
+same object, defect and placement (the counterfactual variants of one plan: `miad evaluate` writes a digest of the
+test images' stems, defect types and seeds, and every variant of a scenario renders the main dataset's plan). When
+such runs already share their bootstrap seed (`miad evaluate` seeds by scenario, so they do), their replicates are
+joint as stored, every metric; otherwise the image metrics (AUROC, Recall@1%FPR) are resampled again jointly from
+the runs' per-image scores, one `miad.bootstrap.Bootstrap` over the plan's images for every run of the plan, and
+pixel metrics, which need the anomaly maps, stay unpaired.
 
 Without run files a cell's interval in metrics.json stands in for its replicates: a normal distribution with the
 standard error the interval implies (at ASSUMED_CONFIDENCE), independent of every other cell, said in the detail.

@@ -20,7 +20,8 @@ class SamplePlan:
     index: int  # position within its split (0-based, dense)
     split: str  # "train" or "test"
     defect_type: str  # GOOD or one of the scenario's defect types
-    seed: int  # every random draw for this image comes from this seed
+    seed: int  # every random draw for this image comes from this seed, except the light's when light_seed is set
+    light_seed: int | None = None  # a controlled light: the same seed (and the controlled view) for every image
 
     @property
     def label(self) -> int:

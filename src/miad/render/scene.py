@@ -2,7 +2,10 @@
 
 Every random draw of an image comes from `np.random.default_rng(plan.seed)`, split into independent streams for
 the viewpoint, the defect, the light, the background (UB) and the surface (US), so the same plan rendered with its
-defect switched off shows the same view, light, background and weathering. Cycles' own seed is set from the plan too.
+defect switched off shows the same view, light, background and weathering, and the same plan rendered with other
+factors (the ablation variants) draws the same numbers for everything the factors leave alone. A controlled light
+(`plan.light_seed`) replaces the light stream with one seed shared by every image, placed for the controlled view,
+so it stays where it is when UV moves the camera. Cycles' own seed is set from the plan too.
 The scene is built once per renderer (per shard task); per image only poses, visibility and shader values change.
 """
 
@@ -108,7 +111,11 @@ class ScenarioRenderer:
         if shown == GOOD:
             self._builder.clear_defect()
             defect = None
-        light = self._builder.place_lights(light_rng, viewpoint)
+        if plan.light_seed is None:
+            light = self._builder.place_lights(light_rng, viewpoint)
+        else:
+            controlled = fixed_viewpoint(self._builder.viewpoint_range)
+            light = self._builder.place_lights(np.random.default_rng(plan.light_seed), controlled)
         background = self._background.apply(background_rng, plan.split, viewpoint)
         surface = self._surface.apply(surface_rng, plan.split)
 

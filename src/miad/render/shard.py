@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from miad.catalog import SCENARIOS, applied_factors
+from miad.catalog import PLAN_VARIANT, SCENARIOS, applied_factors, light_is_controlled
 from miad.config import Params, RenderConfig, to_dict
 from miad.data.layout import GOOD, SPLITS, shard_name, split_dir
 from miad.data.manifest import build_manifest, write_manifest
@@ -61,21 +61,36 @@ def split_size(cfg: RenderConfig, split: str) -> int:
 
 
 def plan_split(params: Params, variant: str, scenario: str, split: str) -> list[SamplePlan]:
-    """The images of one split in order: train is all good; test mixes good and each defect type."""
+    """The images of one split in order: train is all good; test mixes good and each defect type.
+
+    Every variant gets the same order and seeds, the plan's (catalog.PLAN_VARIANT): its images are counterfactuals of
+    the main dataset's. The ablation variants also share one controlled light, drawn once per scenario."""
     cfg = params.active.render
     if split == "train":
         kinds = [GOOD] * cfg.n_train
     else:
         defects = SCENARIOS[scenario].defect_types
         kinds = [GOOD] * cfg.n_test_good + [defects[i % len(defects)] for i in range(cfg.n_test_defective)]
-        order = np.random.default_rng(derive_seed(params.seed, "render", variant, scenario, split, "order"))
+        order = np.random.default_rng(derive_seed(params.seed, "render", PLAN_VARIANT, scenario, split, "order"))
         kinds = [kinds[i] for i in order.permutation(len(kinds))]
+    controlled = light_is_controlled(variant)
+    light = derive_seed(params.seed, "render", PLAN_VARIANT, scenario, "light") if controlled else None
     return [
         SamplePlan(
-            index=i, split=split, defect_type=kind, seed=derive_seed(params.seed, "render", variant, scenario, split, i)
+            index=i,
+            split=split,
+            defect_type=kind,
+            seed=derive_seed(params.seed, "render", PLAN_VARIANT, scenario, split, i),
+            light_seed=light,
         )
         for i, kind in enumerate(kinds)
     ]
+
+
+def plan_entry(plan: SamplePlan) -> list[Any]:
+    """A plan as its shard spec lists it; the light seed only where set, so the main data's spec keeps its bytes."""
+    entry: list[Any] = [plan.index, plan.defect_type, plan.seed]
+    return entry if plan.light_seed is None else [*entry, plan.light_seed]
 
 
 def plan_shards(params: Params, variant: str, scenario: str) -> list[ShardTask]:
@@ -98,7 +113,7 @@ def plan_shards(params: Params, variant: str, scenario: str) -> list[ShardTask]:
                 "factors": list(factors),
                 "assets": assets,
                 "render": render_spec,
-                "plans": [[p.index, p.defect_type, p.seed] for p in chunk],
+                "plans": [plan_entry(p) for p in chunk],
             }
             tasks.append(ShardTask(split, k // cfg.shard_size, chunk, spec, spec_hash(spec)))
     return tasks

@@ -3,6 +3,8 @@ its bootstrap interval over test images (miad.bootstrap)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,12 @@ from tqdm import tqdm
 
 from miad import bootstrap, metrics
 from miad.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from miad.catalog import PLAN_VARIANT
 from miad.config import Params
 from miad.data.dataset import ShardDataset
 from miad.data.layout import split_dir
+from miad.data.shards import IndexEntry
+from miad.hashing import bytes_sha256
 from miad.seeding import derive_seed
 
 
@@ -41,9 +46,19 @@ def compute_metrics(
     }
 
 
-def bootstrap_seed(params: Params, variant: str, scenario: str) -> int:
-    """One seed per test split: every method and training seed on it sees the same resamples (paired)."""
-    return derive_seed(params.seed, "bootstrap", variant, scenario)
+def bootstrap_seed(params: Params, scenario: str) -> int:
+    """One seed per image plan: every method, training seed and variant (counterfactuals of one plan, see
+    catalog.PLAN_VARIANT) on a scenario's test images sees the same resamples, so their differences are paired."""
+    return derive_seed(params.seed, "bootstrap", PLAN_VARIANT, scenario)
+
+
+def image_plan(entries: Sequence[IndexEntry]) -> str | None:
+    """A digest of the test images' plan (each image's stem, defect type and seed, in order): runs whose images are
+    counterfactuals of one plan share it, whatever factors their variant adds. None for images that carry no seeds of
+    their own (imported data)."""
+    if len({e.seed for e in entries}) < len(entries):
+        return None
+    return bytes_sha256(json.dumps([[e.stem, e.defect_type, e.seed] for e in entries]).encode())[:16]
 
 
 def compute_intervals(
@@ -151,8 +166,9 @@ def evaluate(
         "variant": variant,
         "scenario": scenario,
         "profile": params.profile,
+        **({"image_plan": plan} if (plan := image_plan(dataset.entries)) else {}),
         "metrics": compute_metrics(params, scores, labels, maps, masks),
-        "bootstrap": compute_intervals(params, bootstrap_seed(params, variant, scenario), scores, labels, maps, masks),
+        "bootstrap": compute_intervals(params, bootstrap_seed(params, scenario), scores, labels, maps, masks),
         "images": [
             {"stem": e.stem, "label": e.label, "defect_type": e.defect_type, "score": float(s)}
             for e, s in zip(dataset.entries, scores, strict=True)

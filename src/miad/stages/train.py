@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from miad.catalog import PLAN_VARIANT
 from miad.config import Params
 from miad.data.dataset import ShardDataset
 from miad.data.layout import split_dir
@@ -69,7 +70,8 @@ def train(
     for scenario in scenarios:
         full = ShardDataset(split_dir(renders, variant, scenario, "train"))
         datasets.append(full if fraction == 1.0 else ShardDataset(full.root, limit=prefix_size(len(full), fraction)))
-    seed = derive_seed(params.seed, "train", method, variant, *scenarios)  # the same for every fraction
+    # The same for every fraction, and for every variant: they are counterfactuals of one plan (catalog.PLAN_VARIANT)
+    seed = derive_seed(params.seed, "train", method, PLAN_VARIANT, *scenarios)
     model = create_method(method, method_config(params, method, uncapped=uncapped), seed, params.active.train.device)
     model.fit(ConcatImages(datasets))
     model.save(out)
