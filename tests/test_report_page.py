@@ -104,7 +104,7 @@ def synthetic_results(root: Path) -> Path:
 
 def test_page_is_self_contained_escaped_and_deterministic(tmp_path: Path) -> None:
     out = synthetic_results(tmp_path / "a")
-    path = write_page(out, profile="smoke", made_by=(out / "runs", out / "runs_size"))
+    path = write_page(out, profile="smoke", made_by=(out / "runs", out / "runs_size"), project=REPO)
     text = path.read_text(encoding="utf-8")
     page = Page(text)
     assert not page.stack, f"unclosed tags: {page.stack}"
@@ -123,26 +123,32 @@ def test_page_is_self_contained_escaped_and_deterministic(tmp_path: Path) -> Non
     assert "Test CPU" not in text and "glibc" not in text  # machine details stay in the sidecars (differ by design)
     assert 'class="outside">0.68†' in text  # the paper's value outside our interval, marked
     assert "Not produced by this profile: Figure 4. Anomaly maps; Figure 5. More anomaly maps." in text
-    assert "sha256:ab" in text and "numpy" in text and "results/runs" in text
+    pinned = json.loads((REPO / "docker" / "images.lock").read_text())["images"]["train"]["id"]
+    assert pinned in text and "<td>torch</td>" in text and "results/runs" in text
+    assert "sha256:ab" not in text  # the sidecar's runtime: differs between runs by design
     assert str(tmp_path) not in text
     # a rerun, and the same results in another folder, give the same bytes
-    assert write_page(out, profile="smoke", made_by=(out / "runs", out / "runs_size")).read_bytes() == text.encode()
+    made_by = (out / "runs", out / "runs_size")
+    assert write_page(out, profile="smoke", made_by=made_by, project=REPO).read_bytes() == text.encode()
     other = tmp_path / "b" / "results"
     shutil.copytree(out, other)
-    assert build_page(other, profile="smoke", made_by=(other / "runs", other / "runs_size")) == text
-    # the same outputs made on another machine (other CPU, C library, dispatch): the same page
+    made_by = (other / "runs", other / "runs_size")
+    assert build_page(other, profile="smoke", made_by=made_by, project=REPO) == text
+    # the same outputs made again on another machine (other CPU, C library, dispatch, runtime), the sidecar now
+    # recording two runs: the same page
     sidecar = next((other / "runs").rglob("*.provenance.json"))
     elsewhere = json.loads(sidecar.read_text())
-    elsewhere["runs"][0] |= {"cpu": {"model": "Another CPU", "machine": "x86_64", "cores": 16}, "libc": "glibc 2.41"}
-    elsewhere["runs"][0]["libraries"]["numpy"]["dispatch"] = ["AVX512F"]
+    again = {**elsewhere["runs"][0], "cpu": {"model": "Another CPU", "machine": "x86_64", "cores": 16}}
+    again |= {"libc": "glibc 2.41", "image": None}
+    elsewhere["runs"].append(again)
     sidecar.write_text(json.dumps(elsewhere), encoding="utf-8")
-    assert build_page(other, profile="smoke", made_by=(other / "runs", other / "runs_size")) == text
+    assert build_page(other, profile="smoke", made_by=made_by, project=REPO) == text
 
 
 def test_a_bare_results_folder_still_gives_a_page(tmp_path: Path) -> None:
     text = build_page(tmp_path, profile="smoke")
     page = Page(text)
-    assert not page.stack and not page.imgs and "No findings decided" in text and "No provenance sidecars" in text
+    assert not page.stack and not page.imgs and "No findings decided" in text and "No pinned versions" in text
 
 
 # --- in a real browser ----------------------------------------------------------------------------------------------

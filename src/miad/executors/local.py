@@ -106,16 +106,16 @@ def process_cmdline(pid: int) -> list[str]:
 
 def stop_session(sid: int, grace_s: float = CANCEL_GRACE_S) -> None:
     """Stop every process group of session `sid` (SIGTERM, then SIGKILL after `grace_s`)."""
-    for pgid in sorted({os.getpgid(pid) for pid in session_processes(sid) if _exists(pid)}):
+    for pgid in sorted({group for pid in session_processes(sid) if (group := _group_of(pid)) is not None}):
         stop_group(pgid, grace_s)
 
 
-def _exists(pid: int) -> bool:
+def _group_of(pid: int) -> int | None:
+    """The process group of `pid`, None once it has exited."""
     try:
-        os.getpgid(pid)
+        return os.getpgid(pid)
     except ProcessLookupError:
-        return False
-    return True
+        return None
 
 
 class LocalExecutor:

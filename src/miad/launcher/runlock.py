@@ -108,7 +108,7 @@ class RunLock:
         self.handle.close()
 
     def track(self, stage: str, job: Any) -> None:
-        """Note a started stage's process group or Slurm job id."""
+        """Note a started stage's process group, warm server session or Slurm job id."""
         if hasattr(job, "pgid"):
             self.record.groups[stage] = job.pgid
         elif hasattr(job, "session"):

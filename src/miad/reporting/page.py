@@ -1,10 +1,11 @@
 """results/report.html: one self-contained page to look at, built from what the report stage has just written.
 
 The verdicts (results/tables/claims.csv), Tables 3-7 as their .md files show them (ours [interval] / paper), every
-figure under results/figures inlined as a data URI, and how the results were made (the provenance sidecars of the
-runs and renders the stage reads). Plain HTML with a little inline CSS: no script, no external resource, readable
-from a file. The page is a DVC output, so its bytes depend only on the stage's deps: no time, no absolute path,
-no git commit (the commit that records the page cannot be named in it; dvc.lock ties it to its inputs).
+figure under results/figures inlined as a data URI, and how the results were made (the folders it reads, the
+versions and images the lock files pin; which machine made each output stays in its provenance sidecar). Plain
+HTML with a little inline CSS: no script, no external resource, readable from a file. The page is a DVC output, so
+its bytes depend only on the stage's deps: no time, no absolute path, no git commit (the commit that records the
+page cannot be named in it; dvc.lock ties it to its inputs), no count of the runs recorded so far.
 """
 
 from __future__ import annotations
@@ -14,15 +15,13 @@ import csv
 import html
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from miad.atomic import write_text_atomic
 from miad.claims.findings import FINDINGS
 from miad.claims.output import effect_text
 from miad.claims.rules import Verdict, summary_line
-from miad.numeric_env import PROVENANCE_NAME
 
 PAGE_NAME = "report.html"
 TABLE_NAMES = ("table3", "table4", "table5", "table6", "table7")
@@ -174,54 +173,68 @@ def figures_html(figure_dir: Path) -> str:
 # --- provenance ---------------------------------------------------------------------------------------------------
 
 
-def provenance_runs(roots: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every run recorded in the provenance sidecars under `roots` (unreadable sidecars skipped: informative only)."""
-    runs: list[dict[str, Any]] = []
-    for root in roots:
-        for path in sorted(Path(root).rglob(f"*{PROVENANCE_NAME}")) if Path(root).is_dir() else ():
-            try:
-                runs += [run for run in json.loads(path.read_text(encoding="utf-8"))["runs"] if isinstance(run, dict)]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-    return runs
+PINNED_LIBRARIES = (  # the libraries whose versions shape the outputs' bytes, as requirements.lock names them
+    "torch",
+    "timm",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "opencv-python-headless",
+    "bpy",
+    "blenderproc",
+    "dvc",
+)
+REQUIREMENTS_LOCK = "requirements.lock"
+IMAGES_LOCK = Path("docker") / "images.lock"
 
 
-def _version(entry: Any) -> str:
-    return str(entry.get("version", "?")) if isinstance(entry, dict) else str(entry)
+def pinned_environment(project: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The versions requirements.lock pins for PINNED_LIBRARIES, and the image IDs docker/images.lock pins (both
+    tracked inputs of the report stage); empty where a file is missing."""
+    versions: dict[str, str] = {}
+    lock = Path(project) / REQUIREMENTS_LOCK
+    for line in lock.read_text(encoding="utf-8").splitlines() if lock.is_file() else ():
+        name, sep, version = line.split(";")[0].strip().partition("==")
+        if sep and name.lower() in PINNED_LIBRARIES:
+            versions[name.lower()] = version.split()[0].rstrip("\\").strip()
+    images: dict[str, str] = {}
+    pinned = Path(project) / IMAGES_LOCK
+    if pinned.is_file():
+        try:
+            entries = json.loads(pinned.read_text(encoding="utf-8")).get("images", {})
+            images = {name: str(entry.get("id", "?")) for name, entry in sorted(entries.items())}
+        except (ValueError, AttributeError):
+            images = {}
+    return versions, images
 
 
-def _counted(counts: dict[str, int], header: str) -> list[str]:
-    rows = [f"<tr><th>{_e(header)}</th><th>runs</th></tr>"]
-    rows += [f"<tr><td>{_e(key)}</td><td>{n}</td></tr>" for key, n in sorted(counts.items())]
-    return ["<table>", *rows, "</table>"]
-
-
-def provenance_html(runs: Sequence[dict[str, Any]], profile: str, sources: Sequence[str]) -> str:
-    """Library versions and container images, each with how many outputs it made. The page is a DVC output and
-    must have the same bytes on every machine, so what differs between machines by design (CPU, C library,
-    dispatch levels) stays in the provenance sidecars, which `miad compare` lists; the page says so."""
+def provenance_html(profile: str, sources: Sequence[str], project: Path | None) -> str:
+    """How the outputs were made, from tracked inputs only: the page is a DVC output and must have the same bytes
+    on every machine and after every rerun, so what differs by design (CPU, C library, dispatch levels, native or
+    container runtime) and what accumulates (the runs recorded so far) stays in the provenance sidecars, which
+    `miad compare` lists; the page says so."""
     out = [
         '<h2 id="how">How this was made</h2>',
         f"<p>Params profile <code>{_e(profile)}</code>. Built by the DVC stage <code>report</code> "
-        f"(<code>miad report</code>) from {_e(', '.join(sources))}; dvc.lock records the hash of every input. "
-        f"{len(runs)} recorded runs made the outputs it reads (their provenance sidecars).</p>",
-        '<p class="note">Which machines made them (CPU, C library, numeric dispatch) is recorded beside each output '
-        "in its provenance sidecar, outside every hash: it differs between machines by design while the outputs do "
-        "not, so this page, itself a pipeline output, leaves it out. <code>miad compare</code> lists it.</p>",
+        f"(<code>miad report</code>) from {_e(', '.join(sources))}; dvc.lock records the hash of every input.</p>",
+        '<p class="note">Which machine and runtime made each output (CPU, C library, numeric dispatch, native or '
+        "container) is recorded beside it in its provenance sidecar, outside every hash: it differs between machines "
+        "by design while the outputs do not, so this page, itself a pipeline output, leaves it out. "
+        "<code>miad compare</code> lists it.</p>",
     ]
-    if not runs:
-        return "\n".join([*out, '<p class="note">No provenance sidecars were found.</p>'])
-    versions: dict[str, set[str]] = {}
-    images: dict[str, int] = {}
-    for run in runs:
-        for name, entry in run.get("libraries", {}).items():
-            versions.setdefault(name, set()).add(_version(entry))
-        image = str(run.get("image") or "none (not run in a container image)")
-        images[image] = images.get(image, 0) + 1
-    out += ["<h3>Versions</h3>", "<table>", "<tr><th>library</th><th>versions</th></tr>"]
-    out += [f"<tr><td>{_e(n)}</td><td>{_e(', '.join(sorted(v)))}</td></tr>" for n, v in sorted(versions.items())]
-    out += ["</table>", "<h3>Container images</h3>", *_counted(images, "image")]
-    return "\n".join(out)
+    versions, images = pinned_environment(project) if project is not None else ({}, {})
+    if not versions and not images:
+        return "\n".join([*out, '<p class="note">No pinned versions were found (requirements.lock).</p>'])
+    out += ["<h3>Pinned versions</h3>", "<table>", "<tr><th>library</th><th>version (requirements.lock)</th></tr>"]
+    out += [f"<tr><td>{_e(n)}</td><td>{_e(v)}</td></tr>" for n, v in sorted(versions.items())]
+    out += [
+        "</table>",
+        "<h3>Container images</h3>",
+        "<table>",
+        "<tr><th>image</th><th>id (docker/images.lock)</th></tr>",
+    ]
+    out += [f"<tr><td>{_e(n)}</td><td><code>{_e(i)}</code></td></tr>" for n, i in images.items()]
+    return "\n".join([*out, "</table>"])
 
 
 def _shown_path(path: Path, out: Path) -> str:
@@ -235,8 +248,9 @@ def _shown_path(path: Path, out: Path) -> str:
 # --- the page -----------------------------------------------------------------------------------------------------
 
 
-def build_page(out: Path, *, profile: str, made_by: Sequence[Path] = ()) -> str:
-    """The page's HTML from results folder `out` (tables/, figures/) and the sidecars under `made_by`."""
+def build_page(out: Path, *, profile: str, made_by: Sequence[Path] = (), project: Path | None = None) -> str:
+    """The page's HTML from results folder `out` (tables/, figures/), naming the folders `made_by` it was built
+    from and the versions and images `project`'s lock files pin."""
     out = Path(out)
     claims = out / "tables" / "claims.csv"
     verdicts = read_verdicts(claims) if claims.is_file() else []
@@ -251,15 +265,15 @@ def build_page(out: Path, *, profile: str, made_by: Sequence[Path] = ()) -> str:
         findings_html(verdicts),
         *(table_html(text, name) for name, text in present),
         figures_html(out / "figures"),
-        provenance_html(provenance_runs(made_by), profile, sources),
+        provenance_html(profile, sources, project),
     ]
     head = f'<meta charset="utf-8">\n<title>MIAD reproduction ({_e(profile)})</title>\n<style>\n{STYLE}\n</style>'
     page = ["<!DOCTYPE html>", '<html lang="en">', "<head>", head, "</head>", "<body>", *body, "</body>", "</html>"]
     return "\n".join(page) + "\n"
 
 
-def write_page(out: Path, *, profile: str, made_by: Sequence[Path] = ()) -> Path:
+def write_page(out: Path, *, profile: str, made_by: Sequence[Path] = (), project: Path | None = None) -> Path:
     """Write `out`/report.html (atomically) and return its path."""
     path = Path(out) / PAGE_NAME
-    write_text_atomic(path, build_page(out, profile=profile, made_by=made_by))
+    write_text_atomic(path, build_page(out, profile=profile, made_by=made_by, project=project))
     return path

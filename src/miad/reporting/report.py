@@ -17,6 +17,7 @@ from miad.claims.output import claims_section, write_claims
 from miad.config import Params
 from miad.data.layout import dataset_key, manifest_path, split_dir
 from miad.data.manifest import read_manifest
+from miad.project import project_root
 from miad.reporting import figures, tables
 from miad.reporting.estimates import Estimate, flat_metrics, run_estimates
 from miad.reporting.fidelity import fidelity
@@ -274,5 +275,5 @@ def build_report(
         pick=slice(1, None),
         title="Figure 5. More anomaly maps (defective, then good images)",
     )
-    write_page(out, profile=params.profile, made_by=(runs, size_runs, renders))
+    write_page(out, profile=params.profile, made_by=(runs, size_runs, renders), project=project_root(out))
     return metrics
