@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from miad.executors.base import Task
-from miad.executors.local import LocalExecutor, group_alive, session_processes
+from miad.executors.local import LocalExecutor, group_alive, session_processes, stop_session
 from miad.executors.wait import run_tasks
 from tests.dvc_toy import outputs
 from tests.pipeline_slice import BIN, SCENARIO, TARGETS, prepare_slice, run, slice_outputs
@@ -202,18 +202,26 @@ def test_kill_9_with_warm_workers_leaves_nothing_running_and_the_next_run_matche
         start_new_session=True,
     )
     stage = f"train@ae-{SCENARIO}"
-    sid = _warm_stage_running(repo, stage)
-    time.sleep(2)  # the forked command is well into training
-    assert len(session_processes(sid)) >= 2, "the warm server and the forked stage"
-    if server_killed_too:
-        os.kill(sid, signal.SIGKILL)  # the server leads its session: its pid is the session id
-    launcher.kill()
-    launcher.communicate(timeout=30)
-    if server_killed_too:
-        time.sleep(2)
-        assert session_processes(sid), "the forked stage outlives a killed server"
-    else:
-        wait_for(lambda: not session_processes(sid), "the warm server to end its stage and leave", timeout=60)
+    try:
+        sid = _warm_stage_running(repo, stage)
+        # the server forks the stage once its own imports are done (seconds on a busy machine)
+        wait_for(lambda: len(session_processes(sid)) >= 2, "the warm server to fork the stage", timeout=300)
+        time.sleep(2)  # the forked command is well into training
+        if server_killed_too:
+            os.kill(sid, signal.SIGKILL)  # the server leads its session: its pid is the session id
+        launcher.kill()
+        launcher.communicate(timeout=30)
+        if server_killed_too:
+            time.sleep(2)
+            assert session_processes(sid), "the forked stage outlives a killed server"
+        else:
+            wait_for(lambda: not session_processes(sid), "the warm server to end its stage and leave", timeout=60)
+    except BaseException:  # leave no 100000-epoch training behind a failed test
+        launcher.kill()
+        state = repo / ".dvc" / "tmp" / "miad-repro.json"
+        for leftover in json.loads(state.read_text()).get("sessions", {}).values() if state.is_file() else ():
+            stop_session(leftover, grace_s=1.0)
+        raise
     (repo / "params.yaml").write_text(original, encoding="utf-8")
     log = run(["miad", "repro", "--no-pull", "--jobs", "1", *TARGETS], repo)
     assert "ended without cleaning up" in log
