@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from miad.executors.base import Task
-from miad.executors.local import LocalExecutor, LocalJob
+from miad.executors.local import LocalExecutor, LocalJob, group_processes
+from miad.executors.local import session_processes as live_session_processes
 from miad.launcher.warm import WarmExecutor, WarmJob, miad_argv
 from miad.numeric_env import PROVENANCE_NAME
 from tests.conftest import tiny_params_dict
@@ -52,20 +53,13 @@ def slow_params(root: Path) -> Path:
     return path
 
 
-def session_processes(sid: int, timeout: float = 10.0, *, field: int = 3) -> list[int]:
-    """Live processes of session `sid` (`field=2`: of process group `sid`) after up to `timeout` seconds (empty
+def session_processes(sid: int, timeout: float = 10.0, *, group: bool = False) -> list[int]:
+    """Live processes of session `sid` (`group`: of process group `sid`) after up to `timeout` seconds (empty
     once all are gone)."""
+    scan = group_processes if group else live_session_processes
     end = time.monotonic() + timeout
     while True:
-        left = []
-        for entry in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
-                    state = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(state[field]) == sid and state[0] != "Z":  # after the name: state, ppid, pgrp, session
-                left.append(int(entry))
+        left = scan(sid)
         if not left or time.monotonic() > end:
             return left
         time.sleep(0.1)
@@ -131,7 +125,7 @@ def test_cancel_kills_the_command_and_close_leaves_no_process(project: Path, on_
             time.sleep(0.05)
         job.cancel()
         assert job.done() and job.outcome().returncode == -signal.SIGTERM
-        assert session_processes(job.pid, timeout=1, field=2) == []  # its process group is gone too
+        assert session_processes(job.pid, timeout=1, group=True) == []  # its process group is gone too
 
         running = [
             executor.submit(shell_task(f"slow{i}", f"miad params --params {slow.name}", project)) for i in (1, 2)

@@ -81,18 +81,29 @@ def stop_group(pgid: int, grace_s: float = CANCEL_GRACE_S, reap: Callable[[], ob
             time.sleep(0.05)
 
 
-def session_processes(sid: int) -> list[int]:
-    """Live processes (not zombies) of session `sid`, from /proc; empty where there is no /proc."""
+def _live_members(ident: int, column: int) -> list[int]:
+    """Live processes (not zombies) whose /proc stat `column` (after the name: state, ppid, pgrp, session) is
+    `ident`; empty where there is no /proc."""
     found = []
     for entry in filter(str.isdigit, os.listdir("/proc") if os.path.isdir("/proc") else []):
         try:
             with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
-                state = handle.read().rsplit(")", 1)[1].split()  # after the name: state, ppid, pgrp, session
+                state = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(state[3]) == sid and state[0] != "Z":
+        if int(state[column]) == ident and state[0] != "Z":
             found.append(int(entry))
     return found
+
+
+def session_processes(sid: int) -> list[int]:
+    """Live processes (not zombies) of session `sid`."""
+    return _live_members(sid, 3)
+
+
+def group_processes(pgid: int) -> list[int]:
+    """Live processes (not zombies) of process group `pgid`."""
+    return _live_members(pgid, 2)
 
 
 def process_cmdline(pid: int) -> list[str]:
