@@ -19,7 +19,7 @@ import yaml
 
 from miad.errors import MiadError
 
-PROFILES = ("smoke", "paper")
+PROFILES = ("smoke", "findings", "paper")
 
 
 class ConfigError(MiadError, ValueError):
