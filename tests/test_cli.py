@@ -52,6 +52,19 @@ def test_profile_switch_keeps_comments(tmp_path, capsys):
     assert main(["params", "--params", str(path)]) == 0 and '"profile": "paper"' in capsys.readouterr().out
 
 
+def test_profile_switch_through_the_miad_program(tmp_path):
+    """`make reproduce PROFILE=findings` runs `miad profile findings`: the program pins its numeric environment
+    from the params first, which must work for a command without --profile."""
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text())
+    for name in ("findings", "paper", "smoke"):
+        done = subprocess.run(
+            [sys.executable, "-m", "miad.cli", "profile", name, "--params", str(path)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"\nprofile: {name}\n" in path.read_text()
+
+
 def test_unknown_scenario_is_refused(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["render", "--scenario", "wind_turbin"])

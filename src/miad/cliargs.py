@@ -33,7 +33,7 @@ def add_params(parser: argparse.ArgumentParser, *, profile: bool = True) -> None
 
 def params_of(args: argparse.Namespace) -> Params:
     """The validated params named by --params and --profile."""
-    return load_params(args.params, profile=args.profile)
+    return load_params(args.params, profile=getattr(args, "profile", None))
 
 
 def add_renders(parser: argparse.ArgumentParser) -> None:
