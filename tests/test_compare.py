@@ -20,6 +20,7 @@ from miad.reporting.compare import (
     THEIRS,
     Cell,
     CompareError,
+    committed_paths,
     compare_metrics,
     format_comparison,
     judge,
@@ -301,3 +302,27 @@ def test_cli_reads_a_git_revision_and_names_a_bad_one(tmp_path: Path, capsys):
     assert "no-such-rev" in capsys.readouterr().err
     assert main(["compare", "--metrics", str(tmp_path / "absent.json"), *common]) == 2
     assert "absent.json: no such metrics file" in capsys.readouterr().err
+
+
+def test_the_findings_profile_is_compared_with_its_own_committed_run(tmp_path: Path, monkeypatch, capsys):
+    """Under the findings profile the default reference is results/findings/metrics.json at HEAD (its run's own
+    folder), not the smoke run's results/metrics.json; the digests default to results/findings/reference."""
+    repo = tmp_path / "repo"
+    smoke, findings = metrics_file(reference_values()), metrics_file(reference_values())
+    findings["main/s00"]["rd"]["recall_at_fpr"] += 1.0
+    write(repo / "results" / "metrics.json", smoke)
+    write(repo / "results" / "findings" / "metrics.json", findings)
+    for cmd in (["init", "-q"], ["add", "."], ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "ref"]):
+        subprocess.run(["git", *cmd], cwd=repo, check=True)
+    ours = write(repo / "results" / "metrics.json", findings)  # a findings run's numbers in the workspace
+    monkeypatch.chdir(repo)
+    common = ["compare", "--exact", "--runs", "none", "--params", "none.yaml"]
+    assert main([*common, "--profile", "findings"]) == 0
+    assert "results/findings/metrics.json at git revision HEAD" in capsys.readouterr().out
+    assert main([*common, "--profile", "smoke"]) == 1  # the committed smoke numbers differ
+    assert main([*common, "--profile", "findings", "--reference", str(ours)]) == 0  # an explicit reference wins
+    assert committed_paths(Path("none.yaml"), "findings", Path("x.json")) == (
+        Path("results/findings/metrics.json"),
+        Path("results/findings/reference"),
+    )
+    assert committed_paths(Path("none.yaml"), "paper", Path("x.json")) == (Path("x.json"), Path("results/reference"))

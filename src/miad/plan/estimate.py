@@ -38,6 +38,8 @@ class Estimate:
     memory_gb: float  # peak resident memory of one task
     storage_gb: float  # what it writes (kept in the workspace and the DVC cache)
     basis: list[str] = field(default_factory=list)  # which figures are measured / extrapolated, and how
+    threads: int | None = 1  # cores one task can use; None: all it is given (Cycles renders)
+    after: list[str] = field(default_factory=list)  # the stages whose outputs this one reads
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,7 +138,8 @@ def estimate_stage(name: str, cmd: str, params: Params, costs: dict[str, Any]) -
     tasks, hours, memory, storage, basis = pricing(argv, params, costs)
     if gpu:
         basis.append("runs on a GPU in this profile: GPU hours not measured, CPU core-hours shown as the basis")
-    return Estimate(name, group, tasks, hours, gpu, memory, storage, basis)
+    threads = None if command in ("render", "dataset") else params.active.numeric.threads
+    return Estimate(name, group, tasks, hours, gpu, memory, storage, basis, threads)
 
 
 def estimate_pipeline(root: Path, params: Params, costs: dict[str, Any] | None = None) -> list[Estimate]:
@@ -145,7 +148,19 @@ def estimate_pipeline(root: Path, params: Params, costs: dict[str, Any] | None =
 
     costs = costs or load_costs()
     with Repo(str(root)) as repo:
-        stages = [(s.addressing, s.cmd) for s in repo.index.stages if getattr(s, "cmd", None)]
-    return [
-        estimate_stage(name, cmd if isinstance(cmd, str) else " && ".join(cmd), params, costs) for name, cmd in stages
-    ]
+        stages = [s for s in repo.index.stages if getattr(s, "cmd", None)]
+        outs = {s.addressing: [str(o.def_path) for o in s.outs] for s in stages}
+        rows = []
+        for stage in stages:
+            cmd = stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd)
+            row = estimate_stage(stage.addressing, cmd, params, costs)
+            deps = [str(d.def_path) for d in stage.deps]
+            row.after = [name for name, paths in outs.items() if any(_overlap(d, p) for d in deps for p in paths)]
+            rows.append(row)
+    return rows
+
+
+def _overlap(dep: str, out: str) -> bool:
+    """A stage reading `dep` reads (part of) `out`: the same path, or one lies inside the other."""
+    dep, out = dep.rstrip("/"), out.rstrip("/")
+    return dep == out or dep.startswith(out + "/") or out.startswith(dep + "/")

@@ -24,7 +24,9 @@ def over_memory(rows: list[Estimate], limit_gb: float) -> list[Estimate]:
     return [r for r in rows if r.memory_gb > limit_gb]
 
 
-def render_table(rows: list[Estimate], profile: str, task_memory_gb: float | None = None) -> str:
+def render_table(
+    rows: list[Estimate], profile: str, task_memory_gb: float | None = None, walls: dict[int, float] | None = None
+) -> str:
     groups: dict[str, list[Estimate]] = defaultdict(list)
     for row in rows:
         groups[row.group].append(row)
@@ -69,6 +71,11 @@ def render_table(rows: list[Estimate], profile: str, task_memory_gb: float | Non
         "measurement yet, so their CPU figure is an upper bound. Storage counts the workspace once (the DVC cache "
         "holds a second copy unless it links)."
     )
+    for cores, hours in (walls or {}).items():
+        out.append(
+            f"On {cores} cores: about {hours:,.1f} h ({hours * 60:,.0f} min) of wall-clock time: the larger of the "
+            f"core-hours over {cores} cores and the longest chain of stages, each as wide as its threads."
+        )
     heavy = over_memory(rows, task_memory_gb) if task_memory_gb is not None else []
     if heavy:
         names = ", ".join(f"{r.stage} ({r.memory_gb:.1f} GB)" for r in heavy)

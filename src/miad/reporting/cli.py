@@ -36,6 +36,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UserError("--against applies to --renders and --models (the reference's images or checkpoints)")
     from miad.numeric_env import provenance_summary
     from miad.reporting.compare import (
+        committed_paths,
         compare_metrics,
         format_comparison,
         parse_tolerances,
@@ -46,7 +47,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     metrics_path = Path(args.metrics)
     ours = read_metrics(metrics_path)
-    reference, described = read_reference(args.reference or "HEAD", metrics_path)
+    committed, _ = committed_paths(Path(args.params), args.profile, metrics_path)
+    reference, described = read_reference(args.reference or "HEAD", committed)
     confidence, source = read_confidence(args.confidence, Path(args.params), args.profile)
     comparison = compare_metrics(
         ours,
@@ -68,13 +70,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def compare_digests(args: argparse.Namespace) -> int:
     """`miad compare --renders/--models`: images and checkpoints against the reference digests, bit for bit."""
+    from miad.reporting.compare import committed_paths
     from miad.reporting.digests_report import compare_workspace
 
     if args.exact or args.tolerance:
         raise UserError("--exact and --tolerance judge metrics; --renders and --models compare digests, bit for bit")
+    _, digests = committed_paths(Path(args.params), args.profile, Path(args.metrics))
     report, identical = compare_workspace(
         Path(args.workspace),
-        Path(args.digests),
+        Path(args.digests) if args.digests else digests,
         args.reference,
         renders=args.renders,
         models=args.models,
@@ -87,11 +91,13 @@ def compare_digests(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
+    from miad.reporting.compare import committed_paths
     from miad.reporting.digests import record
 
-    counts = record(Path(args.workspace), Path(args.out), progress=not args.no_progress)
+    out = Path(args.out) if args.out else committed_paths(Path(args.params), args.profile, Path())[1]
+    counts = record(Path(args.workspace), out, progress=not args.no_progress)
     print(
-        f"wrote {args.out}: {counts['images']} images ({counts['datasets']} datasets), {counts['tensors']} tensors "
+        f"wrote {out}: {counts['images']} images ({counts['datasets']} datasets), {counts['tensors']} tensors "
         f"({counts['checkpoints']} checkpoints), made in {counts['environments']} environment(s); commit it to "
         "compare other machines' outputs with `miad compare --renders` / `--models`",
         file=sys.stderr,
@@ -135,7 +141,10 @@ def register(sub: Subparsers) -> None:
     reference.add_argument(
         "--workspace", default=".", help="the clone whose renders/, models/, models_size/ to record (default: .)"
     )
-    reference.add_argument("--out", default="results/reference", help="folder to write (default: %(default)s)")
+    reference.add_argument(
+        "--out",
+        help="folder to write (default: results/reference; under the findings profile, results/findings/reference)",
+    )
     add_no_progress(reference)
 
 
@@ -144,7 +153,8 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference",
         help="metrics: a metrics file, or a git revision whose copy of --metrics to read (default: HEAD, the "
-        "committed one); --renders/--models: a git revision whose copy of the --digests files to read, or a folder "
+        "committed one; under the findings profile, of results/findings/metrics.json); --renders/--models: a git "
+        "revision whose copy of the --digests files to read, or a folder "
         "holding renders.tsv/models.tsv (default: the working tree's --digests folder; HEAD compares with the "
         "committed digests even after `miad reference record` rewrote them)",
     )
@@ -198,7 +208,9 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
         "--workspace", default=".", help="the clone whose renders/, models/, models_size/ to compare (default: .)"
     )
     parser.add_argument(
-        "--digests", default="results/reference", help="where the reference digest files live (default: %(default)s)"
+        "--digests",
+        help="where the reference digest files live (default: results/reference; under the findings profile, "
+        "results/findings/reference)",
     )
     parser.add_argument(
         "--show", type=int, default=40, metavar="N", help="list at most N rows per table (default: %(default)s)"

@@ -352,6 +352,23 @@ def read_at_revision(spec: str, path: Path) -> tuple[str, str]:
     return shown.stdout, f"{relative} at git revision {spec}"
 
 
+PROFILE_RESULTS = {"findings": Path("results/findings")}  # profiles whose committed numbers have a folder of their own
+
+
+def committed_paths(params_path: Path, profile: str | None, metrics_path: Path) -> tuple[Path, Path]:
+    """(the metrics file whose git copy is the default reference, the default digests folder) for the active profile
+    (`profile`, else the params file's): the findings profile's committed run lives in results/findings/, every other
+    profile is compared with the committed results/metrics.json (or `metrics_path`) and results/reference/."""
+    if profile is None and params_path.is_file():
+        from miad.config import load_params
+
+        profile = load_params(params_path).profile
+    folder = PROFILE_RESULTS.get(profile or "")
+    if folder is None:
+        return metrics_path, Path("results/reference")
+    return folder / "metrics.json", folder / "reference"
+
+
 def read_confidence(option: float | None, params_path: Path, profile: str | None = None) -> tuple[float, str]:
     """(confidence of the intervals, where it came from): the option, else the params file's active profile (or
     `profile`), else DEFAULT_CONFIDENCE."""
