@@ -75,7 +75,7 @@ def compare_digests(args: argparse.Namespace) -> int:
 
     if args.exact or args.tolerance:
         raise UserError("--exact and --tolerance judge metrics; --renders and --models compare digests, bit for bit")
-    _, digests = committed_paths(Path(args.params), args.profile, Path(args.metrics))
+    _, digests = committed_paths(Path(args.params), args.profile)
     report, identical = compare_workspace(
         Path(args.workspace),
         Path(args.digests) if args.digests else digests,
@@ -94,7 +94,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
     from miad.reporting.compare import committed_paths
     from miad.reporting.digests import record
 
-    out = Path(args.out) if args.out else committed_paths(Path(args.params), args.profile, Path())[1]
+    out = Path(args.out) if args.out else committed_paths(Path(args.params), args.profile)[1]
     counts = record(Path(args.workspace), out, progress=not args.no_progress)
     print(
         f"wrote {out}: {counts['images']} images ({counts['datasets']} datasets), {counts['tensors']} tensors "

@@ -355,7 +355,9 @@ def read_at_revision(spec: str, path: Path) -> tuple[str, str]:
 PROFILE_RESULTS = {"findings": Path("results/findings")}  # profiles whose committed numbers have a folder of their own
 
 
-def committed_paths(params_path: Path, profile: str | None, metrics_path: Path) -> tuple[Path, Path]:
+def committed_paths(
+    params_path: Path, profile: str | None, metrics_path: Path = Path("results/metrics.json")
+) -> tuple[Path, Path]:
     """(the metrics file whose git copy is the default reference, the default digests folder) for the active profile
     (`profile`, else the params file's): the findings profile's committed run lives in results/findings/, every other
     profile is compared with the committed results/metrics.json (or `metrics_path`) and results/reference/."""
