@@ -54,10 +54,14 @@ def test_rehearsal_params_subset_and_bad_choices() -> None:
     data = paper_data()
     shrunk = rehearsal_params(data, Shrink(scenarios=("witness_mark",), methods=("patchcore", "uniad")))
     assert shrunk["scenarios"] == ["witness_mark"] and shrunk["methods"] == ["patchcore"]
-    assert shrunk["unified_methods"] == ["uniad"] and shrunk["table7"]["scenarios"] == []
+    assert shrunk["unified_methods"] == ["uniad"]
+    assert shrunk["table7"]["scenarios"] == ["witness_mark"] and shrunk["table7"]["methods"] == ["patchcore"]
     assert shrunk["ablation"]["scenarios"] == ["witness_mark"] and shrunk["ablation"]["methods"] == ["patchcore"]
     cells = expected_cells(shrunk)
-    assert ("main/witness_mark", "uniad") in cells and ("us/witness_mark", "patchcore") in cells and len(cells) == 6
+    assert ("main/witness_mark", "uniad") in cells and ("us/witness_mark", "patchcore") in cells
+    table7 = [cell for cell in cells if cell[0].startswith("table7/")]
+    assert len(cells) == 6 + len(table7) and len(table7) == 5 + 5  # fractions and 1.0, capped and uncapped
+    assert ("table7/0.1/main/witness_mark", "patchcore_uncapped") in table7
     with pytest.raises(RehearsalError, match="scenarios \\['nowhere'\\]"):
         rehearsal_params(data, Shrink(scenarios=("nowhere",)))
     with pytest.raises(RehearsalError, match="methods \\['padim'\\]"):
@@ -83,7 +87,8 @@ def test_missing_outputs_names_absent_tables_and_cells(tmp_path: Path) -> None:
     missing = missing_outputs(tmp_path, shrunk)
     assert "results/tables/table3.md" in missing
     assert "metrics.json[us/witness_mark][patchcore].image_auroc = None" in missing
-    assert not any("main/witness_mark" in m for m in missing)
+    assert not any(m.startswith("metrics.json[main/witness_mark]") for m in missing)
+    assert "metrics.json[table7/0.1/main/witness_mark][patchcore].image_auroc = None" in missing
 
 
 def test_scratch_folder_refuses_the_workspace_and_busy_folders(tmp_path: Path) -> None:
