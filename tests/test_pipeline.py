@@ -1,7 +1,8 @@
-"""End to end: the smoke pipeline through `dvc repro` at a tiny size, twice from scratch.
+"""End to end: the smoke pipeline at a tiny size, twice from scratch: once through plain `dvc repro`, once through
+`miad repro` (what `make reproduce` runs: warm workers, two stages at once).
 
 Proves the spine works as a user runs it (tables, metrics, figure; a second `dvc repro` does
-nothing; `dvc status` clean) and that two independent runs, the second on an emulated older CPU,
+nothing; `dvc status` clean) and that the two independent runs, the second on an emulated older CPU,
 give byte-identical assets, shards, checkpoints, runs, metrics and dvc.lock.
 """
 
@@ -48,7 +49,7 @@ def run(cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> s
     return proc.stdout + proc.stderr
 
 
-def reproduce(repo: Path, extra_env: dict[str, str] | None = None) -> str:
+def reproduce(repo: Path, extra_env: dict[str, str] | None = None, command: tuple[str, ...] = ("dvc", "repro")) -> str:
     run(["git", "init", "-q"], repo)
     params = tiny_params_dict(resolution=96, samples=4, n_train=8, n_test_good=4, n_test_defective=4, shard_size=4)
     for config in params["smoke"]["train"].values():
@@ -62,7 +63,7 @@ def reproduce(repo: Path, extra_env: dict[str, str] | None = None) -> str:
     params["ablation"].update(methods=["patchcore"], scenarios=["witness_mark"], variants=["baseline", "us"])
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     run(["miad", "assets", "restore"], repo, extra_env)
-    return run(["dvc", "repro"], repo, extra_env)
+    return run(list(command), repo, extra_env)
 
 
 def cell_text(values: dict[str, float], metric: str) -> str:
@@ -129,7 +130,7 @@ def test_smoke_pipeline_end_to_end_and_deterministic(repo_copy: Path, tmp_path: 
     assert verified.count("ok  ") == 2 * len(datasets) and "FAIL" not in verified
 
     second = copy_project(tmp_path / "second")
-    reproduce(second, OLDER_CPU)
+    reproduce(second, OLDER_CPU, ("miad", "repro", "--jobs", "2"))
     first_out, second_out = outputs(repo_copy), outputs(second)
     assert first_out.keys() == second_out.keys() and len(first_out) > 10
     assert "provenance" not in first_out["dvc.lock"].decode()  # sidecars stay outside every output's hash

@@ -71,19 +71,37 @@ def test_pipeline_slice_through_slurm_matches_the_local_run(
     assert "up to date" in run(["dvc", "status", *TARGETS], repo)
 
 
-def _cancel_a_running_task(env: dict[str, str]) -> str:
-    """scancel the first render task Slurm runs, a moment into it (Blender loaded or rendering, shard unwritten)."""
-    full = {**os.environ, **env}
+def _shard_job_running(repo: Path) -> str:
+    """The Slurm job (`<array>_<task>`) of a `miad render --shard` process running from `repo`, or ""."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"--shard" not in argv or Path(os.readlink(proc / "cwd")).resolve() != repo.resolve():
+                continue
+            env = dict(line.split(b"=", 1) for line in (proc / "environ").read_bytes().split(b"\0") if b"=" in line)
+        except OSError:  # not ours to read, or it ended meanwhile
+            continue
+        array, task = env.get(b"SLURM_ARRAY_JOB_ID"), env.get(b"SLURM_ARRAY_TASK_ID")
+        return f"{array.decode()}_{task.decode()}" if array and task else env.get(b"SLURM_JOB_ID", b"").decode()
+    return ""
+
+
+def _cancel_a_running_task(env: dict[str, str], repo: Path) -> str:
+    """scancel one of `repo`'s render tasks once its shard command runs (its shard not yet written). Not earlier:
+    submitit's own process ignores SIGTERM (Slurm's warning before a kill), so a task cancelled before it started
+    the command could still start it and finish the shard within KillWait, and rightly count as done."""
     victim, deadline = "", time.monotonic() + 120
     while not victim and time.monotonic() < deadline:
-        out = subprocess.run(["squeue", "-h", "-o", "%i %T"], env=full, capture_output=True, text=True).stdout
-        running = [line.split()[0] for line in out.splitlines() if line.endswith("RUNNING")]
-        victim = running[0] if running else ""
-        time.sleep(0.2)
-    assert victim, "no render task started on Slurm"
-    time.sleep(2.0)
-    subprocess.run(["scancel", victim], env=full, check=True)
+        victim = _shard_job_running(repo)
+        time.sleep(0.1)
+    assert victim, f"no render shard command from {repo} started on Slurm"
+    subprocess.run(["scancel", victim], env={**os.environ, **env}, check=True)
     return victim
+
+
+def _job_state(env: dict[str, str], job_id: str) -> str:
+    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], env={**os.environ, **env}, capture_output=True)
+    return " ".join(w for w in out.stdout.decode().split() if w.startswith(("JobState=", "RunTime=", "ExitCode=")))
 
 
 def _dataset_tree(repo: Path) -> dict[str, bytes]:
@@ -101,13 +119,14 @@ def test_cancelled_render_task_is_retried_or_named_and_the_tree_is_identical(
     _with_executor(repo, {**SLURM_EXECUTOR, "retries": retries})
     cmd = ["miad", "render", "--scenario", SCENARIO, "--renders", "renders", "--no-progress"]
     proc = _popen(cmd, repo, slurm_env)
-    _cancel_a_running_task(slurm_env)
+    victim = _cancel_a_running_task(slurm_env, repo)
     _, stderr = proc.communicate(timeout=300)
+    seen = f"{stderr}\ncancelled job {victim}: {_job_state(slurm_env, victim)}"
     if retries:
-        assert proc.returncode == 0, stderr
-        assert "CANCELLED, retrying (1/1)" in stderr
+        assert proc.returncode == 0, seen
+        assert "CANCELLED, retrying (1/1)" in stderr, seen
     else:
-        assert proc.returncode == 2, stderr
+        assert proc.returncode == 2, seen
         assert "Slurm state CANCELLED" in stderr and "shard" in stderr
         run(cmd, repo, slurm_env)  # the rerun renders what is missing
     assert _dataset_tree(repo) == _dataset_tree(native_slice)
